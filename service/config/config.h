@@ -1,0 +1,110 @@
+#ifndef TOKENBROKER_SERVICE_CONFIG_CONFIG_H_
+#define TOKENBROKER_SERVICE_CONFIG_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace tokenbroker {
+
+// Where a credential comes from. Exactly one of `file`, `env` or `value` is
+// set. `value` (inline in the config file) is refused for secrets unless
+// `development.allow_inline_secrets` is true.
+struct SecretRef {
+  std::string file;   // Path of a file holding the value (trailing newline
+                      // stripped). Re-read on every fetch so that a rotated
+                      // Kubernetes Secret is picked up.
+  std::string env;    // Name of an environment variable.
+  std::string value;  // The value itself (development only for secrets).
+};
+
+// Reads the current value of `ref`. Errors name the file or variable, never
+// the value.
+absl::StatusOr<std::string> ResolveSecret(const SecretRef& ref);
+
+enum class GrantType { kClientCredentials, kAuthorizationCode };
+enum class ClientAuthMethod { kClientSecretPost, kClientSecretBasic };
+
+struct AppConfig {
+  std::string name;           // Unique; [A-Za-z0-9._-]{1,64}.
+  std::string control_plane;  // "us", "eu", "gov", or "custom" for base_url.
+  std::string base_url;       // Resolved from control_plane or given; no
+                              // trailing slash.
+  GrantType grant_type = GrantType::kClientCredentials;
+  SecretRef client_id;
+  SecretRef client_secret;
+  std::vector<std::string> scopes;  // Sorted, de-duplicated.
+  std::string org_id;
+  std::vector<std::string> environment_ids;
+  std::string token_path = "/accounts/api/v2/oauth2/token";
+  std::string revoke_path = "/accounts/api/v2/oauth2/revoke";
+  std::string authorize_path = "/accounts/api/v2/oauth2/authorize";
+  // Whether the requested scopes are sent as `scope` on the token request
+  // (off for Anypoint client-credentials apps).
+  bool send_scope = false;
+  ClientAuthMethod client_auth = ClientAuthMethod::kClientSecretPost;
+};
+
+struct CachePolicy {
+  absl::Duration min_ttl = absl::Seconds(30);
+  double refresh_fraction = 2.0 / 3.0;  // Of the lifetime, in (0, 1).
+  double refresh_jitter = 0.1;          // +- fraction of the refresh point.
+  absl::Duration backoff_base = absl::Seconds(1);
+  absl::Duration backoff_max = absl::Minutes(5);
+  // Retry delay after the credentials were rejected (invalid_client).
+  absl::Duration rejected_retry = absl::Minutes(5);
+  absl::Duration idle_evict_after = absl::Hours(1);
+  // Lifetime assumed when a token answer has no usable `expires_in`.
+  absl::Duration default_lifetime = absl::Seconds(3600);
+  // Longer lifetimes are clamped to this.
+  absl::Duration max_lifetime = absl::Hours(24);
+  // Bound on one token fetch.
+  absl::Duration fetch_timeout = absl::Seconds(10);
+};
+
+struct UpstreamConfig {
+  std::string ca_file;  // CA bundle; empty: the system's.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  absl::Duration request_timeout = absl::Seconds(30);
+};
+
+struct ListenConfig {
+  std::string grpc = "127.0.0.1:50051";
+};
+
+struct DevelopmentConfig {
+  bool allow_inline_secrets = false;
+};
+
+struct Config {
+  std::string path;  // The file it was read from (for messages).
+  ListenConfig listen;
+  std::string log_level = "info";
+  UpstreamConfig upstream;
+  CachePolicy cache;
+  DevelopmentConfig development;
+  std::vector<AppConfig> apps;  // Sorted by name.
+
+  // Returns the app named `name`, or nullptr.
+  const AppConfig* FindApp(absl::string_view name) const;
+};
+
+// Parses and validates YAML text. `path` is used in error messages only.
+// Errors are INVALID_ARGUMENT with messages of the form
+//   "<path>:<line>: <key.path>: <what is wrong>"
+// Unknown keys are rejected. Secrets are not resolved here.
+absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text,
+                                   absl::string_view path);
+
+// Reads and parses the file at `path`.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// Base URL of a named control plane ("us", "eu", "gov"), or empty.
+std::string ControlPlaneBaseUrl(absl::string_view name);
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_CONFIG_CONFIG_H_

@@ -1,0 +1,29 @@
+#include "service/upstream/http_client.h"
+
+#include <optional>
+
+#include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
+
+namespace tokenbroker {
+
+const std::string* FindHeader(const HttpHeaders& headers,
+                              absl::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (absl::EqualsIgnoreCase(key, name)) return &value;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<HttpResponse> HttpClient::SendAndWait(HttpRequest request) {
+  absl::Notification done;
+  std::optional<absl::StatusOr<HttpResponse>> result;
+  Send(std::move(request), [&](absl::StatusOr<HttpResponse> response) {
+    result.emplace(std::move(response));
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return *std::move(result);
+}
+
+}  // namespace tokenbroker

@@ -1,0 +1,68 @@
+#ifndef TOKENBROKER_SERVICE_UPSTREAM_HTTP_CLIENT_H_
+#define TOKENBROKER_SERVICE_UPSTREAM_HTTP_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace tokenbroker {
+
+// Ordered list of HTTP headers; a name may repeat.
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// Returns the first value of header `name` (case-insensitive), or nullptr.
+const std::string* FindHeader(const HttpHeaders& headers,
+                              absl::string_view name);
+
+struct HttpRequest {
+  std::string method = "GET";  // GET, HEAD, POST, PUT, PATCH or DELETE.
+  std::string url;             // Absolute http:// or https:// URL.
+  HttpHeaders headers;
+  std::string body;
+  // Bounds the whole transfer, connection set-up included.
+  absl::Duration timeout = absl::Seconds(10);
+  // Response bodies larger than this fail with RESOURCE_EXHAUSTED.
+  size_t max_response_bytes = 32 << 20;
+};
+
+struct HttpResponse {
+  int status = 0;
+  HttpHeaders headers;  // In the order received; names as sent by the server.
+  std::string body;
+};
+
+// Completion callback of an HTTP exchange. Runs exactly once, on the client's
+// I/O thread (or inline if the request fails before it is started): it must
+// not block.
+using HttpCallback = absl::AnyInvocable<void(absl::StatusOr<HttpResponse>)>;
+
+// Sends HTTP requests. An HTTP status (even 4xx/5xx) is a successful
+// exchange; transport failures are errors:
+//   UNAVAILABLE         connection refused or reset, TLS or DNS failure.
+//   DEADLINE_EXCEEDED   `timeout` passed.
+//   RESOURCE_EXHAUSTED  the response body exceeded `max_response_bytes`.
+//   INVALID_ARGUMENT    the request is malformed (bad URL or method).
+//   CANCELLED           the client shut down before the exchange finished.
+// Error messages never contain request headers or bodies (they may hold
+// secrets). Implementations are thread-safe.
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+
+  // Starts `request`; `done` receives the outcome.
+  virtual void Send(HttpRequest request, HttpCallback done) = 0;
+
+  // Sends `request` and blocks the calling thread until it completes. Never
+  // call it from a callback of this client.
+  absl::StatusOr<HttpResponse> SendAndWait(HttpRequest request);
+};
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_UPSTREAM_HTTP_CLIENT_H_
