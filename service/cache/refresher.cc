@@ -1,0 +1,47 @@
+#include "service/cache/refresher.h"
+
+#include <algorithm>
+
+namespace tokenbroker {
+
+Refresher::Refresher(TokenCache& cache, const Clock& clock)
+    : cache_(cache), clock_(clock) {}
+
+Refresher::~Refresher() { Stop(); }
+
+void Refresher::Start() {
+  cache_.SetScheduleListener([this] { Kick(); });
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Refresher::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Refresher::Kick() {
+  absl::MutexLock lock(&mu_);
+  kicked_ = true;
+}
+
+bool Refresher::Woken() const { return stopping_ || kicked_; }
+
+void Refresher::Loop() {
+  while (true) {
+    absl::Duration wait = cache_.NextDue() - clock_.Now();
+    // Re-check at least once a minute in case the clock jumps.
+    wait = std::clamp(wait, absl::ZeroDuration(), absl::Minutes(1));
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(this, &Refresher::Woken), wait);
+      if (stopping_) return;
+      kicked_ = false;
+    }
+    cache_.RunDue();
+  }
+}
+
+}  // namespace tokenbroker

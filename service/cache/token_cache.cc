@@ -1,0 +1,487 @@
+#include "service/cache/token_cache.h"
+
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "service/common/log.h"
+#include "service/common/retry_info.h"
+
+namespace tokenbroker {
+
+struct TokenCache::Entry {
+  TokenRequest request;
+  std::string key;
+  TokenPtr token;  // May have expired; Lookup() checks.
+
+  bool fetching = false;
+  uint64_t generation = 0;  // Of the fetch in flight; stale results dropped.
+  struct Waiter {
+    TokenResultCallback done;
+    bool accept_valid_on_failure;  // Serve a still-valid token if it fails.
+  };
+  std::vector<Waiter> waiters;
+
+  std::unique_ptr<BackoffPolicy> backoff;  // Set while failing.
+  absl::Time retry_not_before = absl::InfinitePast();
+  absl::Status last_error;
+  absl::Time last_refresh = absl::InfinitePast();
+  int64_t refreshes = 0;
+  int64_t failures = 0;
+  absl::Time scheduled = absl::InfiniteFuture();  // Key in schedule_.
+
+  // Written under the reader lock by hits, hence atomic.
+  std::atomic<int64_t> last_access_ns{0};
+  std::map<uint64_t, TokenListener> watchers;
+};
+
+struct TokenCache::Pending {
+  struct Fetch {
+    TokenRequest request;
+    std::string key;
+    uint64_t generation;
+  };
+  std::vector<Fetch> fetches;
+  std::vector<std::pair<TokenResultCallback, absl::StatusOr<TokenPtr>>>
+      completions;
+  std::vector<std::pair<TokenListener, absl::StatusOr<TokenPtr>>> notifications;
+  bool schedule_changed = false;
+  std::vector<std::pair<TokenRequest, absl::Status>> fetch_outcomes;
+};
+
+namespace {
+
+// The error a caller sees when no valid token is cached and the key's last
+// fetch failed.
+absl::Status CallerError(const TokenRequest& request, const absl::Status& error,
+                         absl::Time now, absl::Time retry_not_before) {
+  absl::StatusCode code = error.code();
+  // A fetch's own timeout is an upstream outage from the caller's view; the
+  // caller's deadline is reported by gRPC itself.
+  if (code == absl::StatusCode::kDeadlineExceeded ||
+      code == absl::StatusCode::kCancelled) {
+    code = absl::StatusCode::kUnavailable;
+  }
+  std::string message(error.message());
+  if (retry_not_before > now) {
+    absl::StrAppend(&message, " (no valid token cached for app ", request.app,
+                    "; next upstream try in ",
+                    absl::FormatDuration(
+                        absl::Ceil(retry_not_before - now, absl::Seconds(1))),
+                    ")");
+  }
+  return absl::Status(code, message);
+}
+
+}  // namespace
+
+std::string CacheKey(const TokenRequest& request) {
+  // '\x1f' (unit separator) cannot appear in app names or scopes.
+  return absl::StrCat(request.app, "\x1f", absl::StrJoin(request.scopes, " "));
+}
+
+std::string TokenFingerprint(absl::string_view token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
+         digest);
+  char hex[13];
+  for (int i = 0; i < 6; ++i) {
+    std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  }
+  return std::string(hex, 12);
+}
+
+TokenCache::TokenCache(TokenSource& source, const Clock& clock,
+                       CachePolicy policy, std::function<double()> uniform01)
+    : source_(source), clock_(clock), policy_(policy) {
+  absl::MutexLock lock(&mu_);
+  uniform01_ = uniform01 ? std::move(uniform01) : RandomUniform01;
+  backoff_prototype_ = std::make_unique<ExponentialBackoffPolicy>(
+      policy_.backoff_base, policy_.backoff_max, uniform01_);
+}
+
+TokenCache::~TokenCache() = default;
+
+void TokenCache::SetScheduleListener(std::function<void()> listener) {
+  schedule_listener_ = std::move(listener);
+}
+
+void TokenCache::SetFetchObserver(
+    std::function<void(const TokenRequest&, const absl::Status&)> observer) {
+  fetch_observer_ = std::move(observer);
+}
+
+void TokenCache::SetPolicy(const CachePolicy& policy) {
+  absl::MutexLock lock(&mu_);
+  policy_ = policy;
+  backoff_prototype_ = std::make_unique<ExponentialBackoffPolicy>(
+      policy_.backoff_base, policy_.backoff_max, uniform01_);
+}
+
+absl::Duration TokenCache::EffectiveMinTtl(const Token& token,
+                                           absl::Duration min_ttl) const {
+  // What a token has left at its latest refresh point; demanding more would
+  // make every call on a short-lived token a miss.
+  double left_fraction =
+      1.0 - policy_.refresh_fraction * (1.0 + policy_.refresh_jitter);
+  absl::Duration cap =
+      (token.expires_at - token.issued_at) * std::max(0.0, left_fraction);
+  return std::min(min_ttl, cap);
+}
+
+TokenPtr TokenCache::Lookup(absl::string_view key, absl::Duration min_ttl) {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return nullptr;
+  Entry& entry = *it->second;
+  if (entry.token == nullptr) return nullptr;
+  absl::Time now = clock_.Now();
+  if (entry.token->expires_at - now < EffectiveMinTtl(*entry.token, min_ttl)) {
+    return nullptr;
+  }
+  entry.last_access_ns.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return entry.token;
+}
+
+TokenCache::Entry& TokenCache::FindOrCreate(const TokenRequest& request,
+                                            absl::Time now) {
+  std::string key = CacheKey(request);
+  auto [it, inserted] = entries_.try_emplace(key);
+  if (inserted) {
+    it->second = std::make_unique<Entry>();
+    it->second->request = request;
+    it->second->key = std::move(key);
+  }
+  it->second->last_access_ns.store(absl::ToUnixNanos(now),
+                                   std::memory_order_relaxed);
+  return *it->second;
+}
+
+void TokenCache::BeginFetch(Entry& entry, Pending& pending) {
+  entry.fetching = true;
+  entry.generation = next_generation_++;
+  Unschedule(entry);
+  fetches_.fetch_add(1, std::memory_order_relaxed);
+  pending.fetches.push_back({entry.request, entry.key, entry.generation});
+}
+
+void TokenCache::Schedule(Entry& entry, absl::Time when, Pending& pending) {
+  Unschedule(entry);
+  entry.scheduled = when;
+  schedule_.emplace(when, entry.key);
+  pending.schedule_changed = true;
+}
+
+void TokenCache::Unschedule(Entry& entry) {
+  if (entry.scheduled == absl::InfiniteFuture()) return;
+  schedule_.erase({entry.scheduled, entry.key});
+  entry.scheduled = absl::InfiniteFuture();
+}
+
+void TokenCache::Get(const TokenRequest& request, absl::Duration min_ttl,
+                     TokenResultCallback done) {
+  std::string key = CacheKey(request);
+  if (TokenPtr token = Lookup(key, min_ttl)) {
+    done(std::move(token));
+    return;
+  }
+  Pending pending;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = clock_.Now();
+    Entry& entry = FindOrCreate(request, now);
+    bool valid = entry.token != nullptr && entry.token->expires_at > now;
+    if (valid && entry.token->expires_at - now >=
+                     EffectiveMinTtl(*entry.token, min_ttl)) {
+      // Another caller's fetch completed between Lookup() and here.
+      hits_.fetch_add(1, std::memory_order_relaxed);
+      pending.completions.emplace_back(std::move(done), entry.token);
+    } else if (entry.fetching) {
+      waits_.fetch_add(1, std::memory_order_relaxed);
+      entry.waiters.push_back({std::move(done), true});
+    } else if (now < entry.retry_not_before) {
+      // Backing off: answer now rather than add upstream traffic.
+      if (valid) {
+        stale_served_.fetch_add(1, std::memory_order_relaxed);
+        pending.completions.emplace_back(std::move(done), entry.token);
+      } else {
+        pending.completions.emplace_back(
+            std::move(done), CallerError(entry.request, entry.last_error, now,
+                                         entry.retry_not_before));
+      }
+    } else {
+      waits_.fetch_add(1, std::memory_order_relaxed);
+      entry.waiters.push_back({std::move(done), true});
+      BeginFetch(entry, pending);
+    }
+  }
+  RunPending(pending);
+}
+
+void TokenCache::Refresh(const TokenRequest& request,
+                         TokenResultCallback done) {
+  Pending pending;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = FindOrCreate(request, clock_.Now());
+    entry.waiters.push_back({std::move(done), false});
+    if (!entry.fetching) BeginFetch(entry, pending);
+  }
+  RunPending(pending);
+}
+
+uint64_t TokenCache::Watch(const TokenRequest& request,
+                           TokenListener listener) {
+  Pending pending;
+  uint64_t id;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = clock_.Now();
+    Entry& entry = FindOrCreate(request, now);
+    id = next_watch_id_++;
+    entry.watchers.emplace(id, listener);
+    watch_keys_.emplace(id, entry.key);
+    if (entry.token != nullptr && entry.token->expires_at > now) {
+      pending.notifications.emplace_back(listener, entry.token);
+    } else if (entry.fetching) {
+      // Notified when the fetch completes.
+    } else if (now < entry.retry_not_before) {
+      pending.notifications.emplace_back(
+          listener, CallerError(entry.request, entry.last_error, now,
+                                entry.retry_not_before));
+    } else {
+      BeginFetch(entry, pending);
+    }
+  }
+  RunPending(pending);
+  return id;
+}
+
+void TokenCache::Unwatch(uint64_t watch_id) {
+  absl::MutexLock lock(&mu_);
+  auto id_it = watch_keys_.find(watch_id);
+  if (id_it == watch_keys_.end()) return;
+  auto it = entries_.find(id_it->second);
+  if (it != entries_.end()) {
+    it->second->watchers.erase(watch_id);
+    // The idle period starts when the last watcher leaves.
+    it->second->last_access_ns.store(absl::ToUnixNanos(clock_.Now()),
+                                     std::memory_order_relaxed);
+  }
+  watch_keys_.erase(id_it);
+}
+
+std::vector<TokenPtr> TokenCache::DropApp(absl::string_view app) {
+  std::vector<TokenPtr> dropped;
+  Pending pending;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> keys;
+    for (const auto& [key, entry] : entries_) {
+      if (entry->request.app == app) keys.push_back(key);
+    }
+    for (const std::string& key : keys) {
+      auto it = entries_.find(key);
+      Entry& entry = *it->second;
+      if (entry.token != nullptr) dropped.push_back(entry.token);
+      absl::Status revoked = absl::AbortedError(absl::StrCat(
+          "the token of app ", app, " was revoked; ask again for a new one"));
+      for (auto& waiter : entry.waiters) {
+        pending.completions.emplace_back(std::move(waiter.done), revoked);
+      }
+      for (auto& [id, listener] : entry.watchers) {
+        pending.notifications.emplace_back(listener, revoked);
+        watch_keys_.erase(id);
+      }
+      Unschedule(entry);
+      entries_.erase(it);
+    }
+  }
+  RunPending(pending);
+  return dropped;
+}
+
+absl::Time TokenCache::NextDue() const {
+  absl::MutexLock lock(&mu_);
+  return schedule_.empty() ? absl::InfiniteFuture() : schedule_.begin()->first;
+}
+
+void TokenCache::RunDue() {
+  Pending pending;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = clock_.Now();
+    while (!schedule_.empty() && schedule_.begin()->first <= now) {
+      std::string key = schedule_.begin()->second;
+      schedule_.erase(schedule_.begin());
+      auto it = entries_.find(key);
+      if (it == entries_.end()) continue;
+      Entry& entry = *it->second;
+      entry.scheduled = absl::InfiniteFuture();
+      if (entry.fetching) continue;
+      absl::Time last_access = absl::FromUnixNanos(
+          entry.last_access_ns.load(std::memory_order_relaxed));
+      if (entry.watchers.empty() && entry.waiters.empty() &&
+          now - last_access >= policy_.idle_evict_after) {
+        LogDebug("evicting idle token", {{"app", entry.request.app}});
+        evictions_.fetch_add(1, std::memory_order_relaxed);
+        entries_.erase(it);
+        continue;
+      }
+      BeginFetch(entry, pending);
+    }
+  }
+  RunPending(pending);
+}
+
+void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
+                             absl::StatusOr<Token> result) {
+  Pending pending;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(key);
+    if (it == entries_.end() || !it->second->fetching ||
+        it->second->generation != generation) {
+      return;  // Dropped (revoked or evicted) while the fetch was in flight.
+    }
+    Entry& entry = *it->second;
+    absl::Time now = clock_.Now();
+    entry.fetching = false;
+    pending.fetch_outcomes.emplace_back(entry.request, result.status());
+    std::vector<Entry::Waiter> waiters = std::move(entry.waiters);
+    entry.waiters.clear();
+
+    if (result.ok()) {
+      auto token = std::make_shared<const Token>(*std::move(result));
+      entry.token = token;
+      entry.last_refresh = now;
+      ++entry.refreshes;
+      entry.last_error = absl::OkStatus();
+      entry.backoff.reset();
+      entry.retry_not_before = absl::InfinitePast();
+      absl::Duration lifetime = token->expires_at - token->issued_at;
+      double jitter = policy_.refresh_jitter * (2.0 * uniform01_() - 1.0);
+      Schedule(entry,
+               token->issued_at +
+                   lifetime * (policy_.refresh_fraction * (1.0 + jitter)),
+               pending);
+      for (auto& waiter : waiters) {
+        pending.completions.emplace_back(std::move(waiter.done), token);
+      }
+      for (const auto& [id, listener] : entry.watchers) {
+        pending.notifications.emplace_back(listener, token);
+      }
+    } else {
+      fetch_failures_.fetch_add(1, std::memory_order_relaxed);
+      ++entry.failures;
+      const absl::Status& error = result.status();
+      absl::Duration delay;
+      if (error.code() == absl::StatusCode::kFailedPrecondition ||
+          error.code() == absl::StatusCode::kNotFound) {
+        // Retrying rejected credentials soon cannot help and may lock the
+        // client out; a config reload starts afresh.
+        delay = policy_.rejected_retry;
+      } else {
+        if (entry.backoff == nullptr)
+          entry.backoff = backoff_prototype_->clone();
+        delay = entry.backoff->OnCompletion();
+      }
+      if (std::optional<absl::Duration> retry_after = GetRetryAfter(error)) {
+        delay = std::max(delay, *retry_after);
+      }
+      entry.last_error = absl::Status(error.code(), error.message());
+      entry.retry_not_before = now + delay;
+      Schedule(entry, now + delay, pending);
+      LogWarning("token fetch failed",
+                 {{"app", entry.request.app},
+                  {"error", std::string(error.message())},
+                  {"code", absl::StatusCodeToString(error.code())},
+                  {"retry_in_ms", absl::ToInt64Milliseconds(delay)}});
+
+      bool valid = entry.token != nullptr && entry.token->expires_at > now;
+      absl::Status caller_error = CallerError(entry.request, entry.last_error,
+                                              now, entry.retry_not_before);
+      for (auto& waiter : waiters) {
+        if (valid && waiter.accept_valid_on_failure) {
+          stale_served_.fetch_add(1, std::memory_order_relaxed);
+          pending.completions.emplace_back(std::move(waiter.done), entry.token);
+        } else {
+          pending.completions.emplace_back(std::move(waiter.done),
+                                           caller_error);
+        }
+      }
+      if (!valid) {
+        for (const auto& [id, listener] : entry.watchers) {
+          pending.notifications.emplace_back(listener, caller_error);
+        }
+      }
+    }
+  }
+  RunPending(pending);
+}
+
+void TokenCache::RunPending(Pending& pending) {
+  for (auto& [done, result] : pending.completions) done(std::move(result));
+  for (auto& [listener, result] : pending.notifications) listener(result);
+  for (auto& fetch : pending.fetches) {
+    source_.Fetch(fetch.request,
+                  [this, key = fetch.key, generation = fetch.generation](
+                      absl::StatusOr<Token> result) {
+                    OnFetchDone(key, generation, std::move(result));
+                  });
+  }
+  if (fetch_observer_) {
+    for (const auto& [request, status] : pending.fetch_outcomes) {
+      fetch_observer_(request, status);
+    }
+  }
+  if (pending.schedule_changed && schedule_listener_) schedule_listener_();
+}
+
+std::vector<TokenEntryInfo> TokenCache::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  absl::Time now = clock_.Now();
+  std::vector<TokenEntryInfo> infos;
+  infos.reserve(entries_.size());
+  for (const auto& [key, entry] : entries_) {
+    TokenEntryInfo info;
+    info.app = entry->request.app;
+    info.scopes = entry->request.scopes;
+    if (entry->token != nullptr) {
+      info.valid = entry->token->expires_at > now;
+      info.valid_until = entry->token->expires_at;
+      info.token_fingerprint = TokenFingerprint(entry->token->access_token);
+    }
+    info.last_refresh = entry->last_refresh;
+    info.next_refresh = entry->scheduled;
+    info.last_error = entry->last_error;
+    info.refreshes = entry->refreshes;
+    info.failures = entry->failures;
+    infos.push_back(std::move(info));
+  }
+  std::sort(infos.begin(), infos.end(),
+            [](const TokenEntryInfo& a, const TokenEntryInfo& b) {
+              return std::tie(a.app, a.scopes) < std::tie(b.app, b.scopes);
+            });
+  return infos;
+}
+
+TokenCacheStats TokenCache::stats() const {
+  TokenCacheStats s;
+  s.hits = hits_.load();
+  s.waits = waits_.load();
+  s.fetches = fetches_.load();
+  s.fetch_failures = fetch_failures_.load();
+  s.stale_served = stale_served_.load();
+  s.evictions = evictions_.load();
+  return s;
+}
+
+}  // namespace tokenbroker

@@ -1,0 +1,252 @@
+#include "service/grpc/token_broker_service.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "google/protobuf/util/time_util.h"
+#include "service/cache/token_request.h"
+#include "service/grpc/status.h"
+
+namespace tokenbroker {
+namespace {
+
+namespace pb = ::anypoint::tokenbroker::v1;
+
+constexpr int kMaxMinTtlSeconds = 24 * 3600;
+
+std::vector<std::string> ToVector(
+    const google::protobuf::RepeatedPtrField<std::string>& field) {
+  return std::vector<std::string>(field.begin(), field.end());
+}
+
+// A unary reactor finished exactly once by whichever comes first: the
+// token, or the RPC's cancellation (including its deadline).
+class GetTokenReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit GetTokenReactor(pb::GetTokenResponse* response)
+      : response_(response) {}
+
+  // Finishes with `result` unless the RPC was already finished.
+  void Complete(const absl::StatusOr<TokenPtr>& result,
+                const std::string& app) {
+    if (finished_.exchange(true)) return;
+    if (!result.ok()) {
+      Finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    FillTokenResponse(**result, app, response_);
+    Finish(grpc::Status::OK);
+  }
+
+  void OnCancel() override {
+    if (finished_.exchange(true)) return;
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                        "cancelled while waiting for a token from Anypoint"));
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  pb::GetTokenResponse* response_;
+  std::atomic<bool> finished_{false};
+};
+
+// Streams the tokens of one cache key. The cache's listener may fire from
+// any thread, even while the RPC is being torn down; `State` outlives the
+// reactor and tells the listener when to stop.
+class WatchReactor final
+    : public grpc::ServerWriteReactor<pb::GetTokenResponse> {
+ public:
+  WatchReactor(TokenCache& cache, TokenRequest request)
+      : cache_(cache), state_(std::make_shared<State>()) {
+    state_->reactor = this;
+    state_->app = request.app;
+    std::shared_ptr<State> state = state_;
+    watch_id_ =
+        cache_.Watch(request, [state](const absl::StatusOr<TokenPtr>& result) {
+          absl::MutexLock lock(&state->mu);
+          if (state->reactor != nullptr) state->reactor->OnToken(result);
+        });
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&state_->mu);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                "the stream broke while writing"));
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&state_->mu);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->reactor = nullptr;
+    }
+    cache_.Unwatch(watch_id_);
+    delete this;
+  }
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    WatchReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+    std::string app;
+  };
+
+  void OnToken(const absl::StatusOr<TokenPtr>& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (finishing_) return;
+    if (!result.ok()) {
+      pending_status_ = ToGrpcStatus(result.status());
+      pending_finish_ = true;
+    } else {
+      if (*result == last_sent_) return;
+      pending_token_ = *result;
+    }
+    MaybeWriteLocked();
+  }
+
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (writing_ || finishing_) return;
+    if (pending_token_ != nullptr) {
+      response_.Clear();
+      FillTokenResponse(*pending_token_, state_->app, &response_);
+      last_sent_ = std::move(pending_token_);
+      pending_token_ = nullptr;
+      writing_ = true;
+      StartWrite(&response_);
+      return;
+    }
+    if (pending_finish_) FinishLocked(pending_status_);
+  }
+
+  void FinishLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (finishing_) return;
+    finishing_ = true;
+    Finish(status);
+  }
+
+  TokenCache& cache_;
+  std::shared_ptr<State> state_;
+  uint64_t watch_id_ = 0;
+  // Guarded by state_->mu (not annotated: the lock lives in State).
+  pb::GetTokenResponse response_;
+  TokenPtr last_sent_;
+  TokenPtr pending_token_;
+  grpc::Status pending_status_;
+  bool pending_finish_ = false;
+  bool writing_ = false;
+  bool finishing_ = false;
+};
+
+}  // namespace
+
+void FillTokenResponse(const Token& token, const std::string& app,
+                       pb::GetTokenResponse* response) {
+  response->set_access_token(token.access_token);
+  response->set_token_type("Bearer");
+  *response->mutable_expires_at() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+          absl::ToUnixNanos(token.expires_at));
+  for (const std::string& scope : token.scopes) response->add_scopes(scope);
+  response->set_app(app);
+}
+
+TokenBrokerService::TokenBrokerService(const ConfigStore& config,
+                                       TokenCache& cache)
+    : config_(config), cache_(cache) {}
+
+grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
+    grpc::CallbackServerContext* context, const pb::GetTokenRequest* request,
+    pb::GetTokenResponse* response) {
+  std::shared_ptr<const Config> config = config_.Get();
+  if (request->min_ttl_seconds() < 0 ||
+      request->min_ttl_seconds() > kMaxMinTtlSeconds) {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     absl::StrCat("min_ttl_seconds: must be between 0 and ",
+                                  kMaxMinTtlSeconds)));
+    return reactor;
+  }
+  absl::StatusOr<ResolvedTokenRequest> resolved =
+      ResolveTokenRequest(*config, request->app(), ToVector(request->scopes()));
+  if (!resolved.ok()) {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(resolved.status()));
+    return reactor;
+  }
+  absl::Duration min_ttl = request->min_ttl_seconds() > 0
+                               ? absl::Seconds(request->min_ttl_seconds())
+                               : config->cache.min_ttl;
+  const std::string& app = resolved->app->name;
+
+  // Hit: answer inline on this thread.
+  if (TokenPtr token = cache_.Lookup(CacheKey(resolved->upstream), min_ttl)) {
+    FillTokenResponse(*token, app, response);
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  // Miss: park the RPC on the key's single-flight fetch.
+  auto* reactor = new GetTokenReactor(response);
+  cache_.Get(resolved->upstream, min_ttl,
+             [reactor, app](absl::StatusOr<TokenPtr> result) {
+               reactor->Complete(result, app);
+             });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<pb::GetTokenResponse>* TokenBrokerService::WatchToken(
+    grpc::CallbackServerContext* context,
+    const pb::WatchTokenRequest* request) {
+  std::shared_ptr<const Config> config = config_.Get();
+  absl::Status status;
+  if (request->app().empty()) {
+    status = absl::InvalidArgumentError("app: required for WatchToken");
+  }
+  absl::StatusOr<ResolvedTokenRequest> resolved = status;
+  if (status.ok()) {
+    resolved = ResolveTokenRequest(*config, request->app(),
+                                   ToVector(request->scopes()));
+  }
+  if (!resolved.ok()) {
+    class ErrorReactor final
+        : public grpc::ServerWriteReactor<pb::GetTokenResponse> {
+     public:
+      explicit ErrorReactor(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    return new ErrorReactor(ToGrpcStatus(resolved.status()));
+  }
+  return new WatchReactor(cache_, resolved->upstream);
+}
+
+grpc::ServerUnaryReactor* TokenBrokerService::Call(
+    grpc::CallbackServerContext* context, const pb::CallRequest* request,
+    pb::CallResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status(
+      grpc::StatusCode::UNIMPLEMENTED,
+      "Call is not implemented yet; use GetToken and send the request "
+      "yourself"));
+  return reactor;
+}
+
+}  // namespace tokenbroker

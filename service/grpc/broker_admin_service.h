@@ -1,0 +1,44 @@
+#ifndef TOKENBROKER_SERVICE_GRPC_BROKER_ADMIN_SERVICE_H_
+#define TOKENBROKER_SERVICE_GRPC_BROKER_ADMIN_SERVICE_H_
+
+#include "anypoint/tokenbroker/v1/broker_admin.grpc.pb.h"
+#include "service/cache/token_cache.h"
+#include "service/config/config_store.h"
+
+namespace tokenbroker {
+
+// The BrokerAdmin gRPC service. ListApps reports each configured app and
+// the state of its cached tokens, never a secret or a token. Thread-safe.
+class BrokerAdminService final
+    : public anypoint::tokenbroker::v1::BrokerAdmin::CallbackService {
+ public:
+  BrokerAdminService(const ConfigStore& config, TokenCache& cache);
+
+  grpc::ServerUnaryReactor* ListApps(
+      grpc::CallbackServerContext* context,
+      const anypoint::tokenbroker::v1::ListAppsRequest* request,
+      anypoint::tokenbroker::v1::ListAppsResponse* response) override;
+
+  grpc::ServerUnaryReactor* RefreshToken(
+      grpc::CallbackServerContext* context,
+      const anypoint::tokenbroker::v1::RefreshTokenRequest* request,
+      anypoint::tokenbroker::v1::RefreshTokenResponse* response) override;
+
+  grpc::ServerUnaryReactor* RevokeToken(
+      grpc::CallbackServerContext* context,
+      const anypoint::tokenbroker::v1::RevokeTokenRequest* request,
+      anypoint::tokenbroker::v1::RevokeTokenResponse* response) override;
+
+  grpc::ServerUnaryReactor* ReloadConfig(
+      grpc::CallbackServerContext* context,
+      const anypoint::tokenbroker::v1::ReloadConfigRequest* request,
+      anypoint::tokenbroker::v1::ReloadConfigResponse* response) override;
+
+ private:
+  const ConfigStore& config_;
+  TokenCache& cache_;
+};
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_GRPC_BROKER_ADMIN_SERVICE_H_

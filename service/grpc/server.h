@@ -1,0 +1,87 @@
+#ifndef TOKENBROKER_SERVICE_GRPC_SERVER_H_
+#define TOKENBROKER_SERVICE_GRPC_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "service/cache/refresher.h"
+#include "service/cache/token_cache.h"
+#include "service/common/clock.h"
+#include "service/config/config.h"
+#include "service/config/config_store.h"
+#include "service/grpc/broker_admin_service.h"
+#include "service/grpc/token_broker_service.h"
+#include "service/upstream/http_client.h"
+#include "service/upstream/oauth_token_source.h"
+
+namespace tokenbroker {
+
+// What a BrokerServer may be given instead of its real collaborators.
+struct BrokerServerDeps {
+  const Clock* clock = nullptr;  // nullptr: the system clock.
+  HttpClient* http = nullptr;    // nullptr: a CurlHttpClient it owns.
+  // Starts the background refresher thread. Tests with a fake clock turn it
+  // off and call cache().RunDue() themselves.
+  bool start_refresher = true;
+};
+
+// The broker for one process (or one test): owns and wires the HTTP client,
+// token source, cache, refresher and gRPC services, with the standard health
+// service (overall, per service, and per app as "app:NAME") and reflection.
+//
+// Thread-safe. Shutdown() may be called from any thread, once or more.
+class BrokerServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<BrokerServer>> Create(
+      Config config, BrokerServerDeps deps = {});
+  ~BrokerServer();
+
+  // Binds `listen_address` (empty: the config's listen.grpc; port 0 picks a
+  // free one) and starts serving. Errors: UNAVAILABLE if it cannot bind.
+  absl::Status Start(const std::string& listen_address = "");
+
+  // The bound port, after Start().
+  int port() const { return port_; }
+
+  // Reports NOT_SERVING on every health service, waits `drain_delay` so that
+  // load balancers notice, then stops accepting RPCs and gives in-flight
+  // ones until `grace` to finish before cancelling them.
+  void Shutdown(absl::Duration drain_delay, absl::Duration grace);
+
+  // Blocks until the server has shut down.
+  void Wait();
+
+  TokenCache& cache() { return *cache_; }
+  const ConfigStore& config() const { return *config_; }
+
+ private:
+  BrokerServer() = default;
+  void OnFetch(const TokenRequest& request, const absl::Status& status);
+
+  std::unique_ptr<Clock> owned_clock_;
+  const Clock* clock_ = nullptr;
+  std::unique_ptr<HttpClient> owned_http_;
+  HttpClient* http_ = nullptr;
+  std::unique_ptr<ConfigStore> config_;
+  std::unique_ptr<OAuthTokenSource> source_;
+  std::unique_ptr<TokenCache> cache_;
+  std::unique_ptr<Refresher> refresher_;
+  std::unique_ptr<TokenBrokerService> token_service_;
+  std::unique_ptr<BrokerAdminService> admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool start_refresher_ = true;
+
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_GRPC_SERVER_H_

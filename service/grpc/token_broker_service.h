@@ -1,0 +1,46 @@
+#ifndef TOKENBROKER_SERVICE_GRPC_TOKEN_BROKER_SERVICE_H_
+#define TOKENBROKER_SERVICE_GRPC_TOKEN_BROKER_SERVICE_H_
+
+#include "anypoint/tokenbroker/v1/token_broker.grpc.pb.h"
+#include "service/cache/token_cache.h"
+#include "service/common/clock.h"
+#include "service/config/config_store.h"
+
+namespace tokenbroker {
+
+// The TokenBroker gRPC service: turns requests into cache lookups and tokens
+// into responses. A cache hit is answered inline on the gRPC thread; a miss
+// parks the RPC until the key's single upstream fetch completes, so no gRPC
+// thread ever blocks on the network. Thread-safe.
+class TokenBrokerService final
+    : public anypoint::tokenbroker::v1::TokenBroker::CallbackService {
+ public:
+  TokenBrokerService(const ConfigStore& config, TokenCache& cache);
+
+  grpc::ServerUnaryReactor* GetToken(
+      grpc::CallbackServerContext* context,
+      const anypoint::tokenbroker::v1::GetTokenRequest* request,
+      anypoint::tokenbroker::v1::GetTokenResponse* response) override;
+
+  grpc::ServerWriteReactor<anypoint::tokenbroker::v1::GetTokenResponse>*
+  WatchToken(
+      grpc::CallbackServerContext* context,
+      const anypoint::tokenbroker::v1::WatchTokenRequest* request) override;
+
+  grpc::ServerUnaryReactor* Call(
+      grpc::CallbackServerContext* context,
+      const anypoint::tokenbroker::v1::CallRequest* request,
+      anypoint::tokenbroker::v1::CallResponse* response) override;
+
+ private:
+  const ConfigStore& config_;
+  TokenCache& cache_;
+};
+
+// Fills `response` from `token` (the token type is always "Bearer").
+void FillTokenResponse(const Token& token, const std::string& app,
+                       anypoint::tokenbroker::v1::GetTokenResponse* response);
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_GRPC_TOKEN_BROKER_SERVICE_H_
