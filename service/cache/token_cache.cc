@@ -126,12 +126,14 @@ void TokenCache::SetPolicy(const CachePolicy& policy) {
 
 absl::Duration TokenCache::EffectiveMinTtl(const Token& token,
                                            absl::Duration min_ttl) const {
-  // What a token has left at its latest refresh point; demanding more would
-  // make every call on a short-lived token a miss.
+  // Half of what a token has left at its latest refresh point: demanding
+  // more would make every call on a short-lived token a miss, and the other
+  // half leaves the refresher time to replace the token before callers must
+  // wait for it.
   double left_fraction =
       1.0 - policy_.refresh_fraction * (1.0 + policy_.refresh_jitter);
   absl::Duration cap =
-      (token.expires_at - token.issued_at) * std::max(0.0, left_fraction);
+      (token.expires_at - token.issued_at) * (std::max(0.0, left_fraction) / 2);
   return std::min(min_ttl, cap);
 }
 

@@ -75,8 +75,9 @@ struct TokenCacheStats {
 // - Idle entries (no caller and no watcher for `idle_evict_after`) are not
 //   refreshed and are evicted when their refresh comes due.
 //
-// The effective min_ttl of a request is capped at what a token has left at
-// its refresh point, so short-lived tokens do not force a fetch per call.
+// The effective min_ttl of a request is capped at half of what a token has
+// left at its latest refresh point, so that short-lived tokens do not force a
+// fetch per call.
 //
 // Thread-safe. Callbacks and listeners run outside the cache's lock, on the
 // caller's thread (hits) or the token source's thread (fetches); they must

@@ -217,15 +217,11 @@ grpc::ServerWriteReactor<pb::GetTokenResponse>* TokenBrokerService::WatchToken(
     grpc::CallbackServerContext* context,
     const pb::WatchTokenRequest* request) {
   std::shared_ptr<const Config> config = config_.Get();
-  absl::Status status;
-  if (request->app().empty()) {
-    status = absl::InvalidArgumentError("app: required for WatchToken");
-  }
-  absl::StatusOr<ResolvedTokenRequest> resolved = status;
-  if (status.ok()) {
-    resolved = ResolveTokenRequest(*config, request->app(),
-                                   ToVector(request->scopes()));
-  }
+  absl::StatusOr<ResolvedTokenRequest> resolved =
+      request->app().empty()
+          ? absl::InvalidArgumentError("app: required for WatchToken")
+          : ResolveTokenRequest(*config, request->app(),
+                                ToVector(request->scopes()));
   if (!resolved.ok()) {
     class ErrorReactor final
         : public grpc::ServerWriteReactor<pb::GetTokenResponse> {

@@ -1,0 +1,305 @@
+// GetToken, WatchToken, ListApps and health against the real emulator over
+// loopback sockets.
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "gtest/gtest.h"
+#include "tests/testing/broker_fixture.h"
+
+namespace tokenbroker {
+namespace {
+
+namespace pb = ::anypoint::tokenbroker::v1;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::tokenbroker::testing::BrokerFixture;
+
+absl::Time ToAbslTime(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixNanos(
+      google::protobuf::util::TimeUtil::TimestampToNanoseconds(ts));
+}
+
+class GetTokenTest : public BrokerFixture {};
+
+TEST_F(GetTokenTest, ColdFetchReturnsAWorkingToken) {
+  pb::GetTokenResponse response;
+  grpc::Status status = GetToken("design-center", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(response.access_token().empty());
+  EXPECT_EQ(response.token_type(), "Bearer");
+  EXPECT_EQ(response.app(), "design-center");
+  absl::Duration left = ToAbslTime(response.expires_at()) - absl::Now();
+  EXPECT_GT(left, absl::Minutes(55));
+  EXPECT_LE(left, absl::Hours(1));
+  EXPECT_EQ(TokenRequests("design-center-app"), 1);
+}
+
+TEST_F(GetTokenTest, HitMakesNoUpstreamRequest) {
+  pb::GetTokenResponse first;
+  ASSERT_TRUE(GetToken("design-center", &first).ok());
+  int64_t before = TokenRequests("design-center-app");
+  for (int i = 0; i < 50; ++i) {
+    pb::GetTokenResponse again;
+    ASSERT_TRUE(GetToken("design-center", &again).ok());
+    EXPECT_EQ(again.access_token(), first.access_token());
+  }
+  EXPECT_EQ(TokenRequests("design-center-app"), before);
+}
+
+TEST_F(GetTokenTest, ConcurrentColdCallsMakeOneUpstreamRequest) {
+  // A slow token endpoint keeps the single fetch in flight while the calls
+  // arrive; calls arriving after it completes are hits anyway.
+  emulator::Fault slow;
+  slow.kind = emulator::FaultKind::kLatency;
+  slow.latency_ms = 300;
+  slow.count = 1;
+  emulator_->AddFault(slow);
+
+  constexpr int kCalls = 200;
+  struct Call {
+    grpc::ClientContext context;
+    pb::GetTokenRequest request;
+    pb::GetTokenResponse response;
+    grpc::Status status;
+  };
+  std::vector<Call> calls(kCalls);
+  std::atomic<int> remaining{kCalls};
+  absl::Notification all_done;
+  for (Call& call : calls) {
+    call.request.set_app("design-center");
+    call.context.set_deadline(std::chrono::system_clock::now() +
+                              std::chrono::seconds(30));
+    stub_->async()->GetToken(&call.context, &call.request, &call.response,
+                             [&call, &remaining, &all_done](grpc::Status s) {
+                               call.status = std::move(s);
+                               if (--remaining == 0) all_done.Notify();
+                             });
+  }
+  all_done.WaitForNotification();
+  std::set<std::string> tokens;
+  for (const Call& call : calls) {
+    ASSERT_TRUE(call.status.ok()) << call.status.error_message();
+    tokens.insert(call.response.access_token());
+  }
+  EXPECT_EQ(tokens.size(), 1u);
+  EXPECT_EQ(TokenRequests("design-center-app"), 1);
+  EXPECT_GT(broker_->cache().stats().waits, 1);
+}
+
+TEST_F(GetTokenTest, ShortLivedTokenIsRefreshedBeforeExpiryWithoutWaiting) {
+  emulator_->SetTokenLifetime(3);
+  pb::GetTokenResponse first;
+  ASSERT_TRUE(GetToken("design-center", &first).ok());
+  ASSERT_EQ(broker_->cache().stats().waits, 1);
+
+  // Poll until the broker has replaced the token twice, with a generous
+  // bound; every answer must be an unexpired token served without waiting.
+  std::set<std::string> seen = {first.access_token()};
+  std::string previous = first.access_token();
+  absl::Time previous_expiry = ToAbslTime(first.expires_at());
+  absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (seen.size() < 3 && absl::Now() < give_up) {
+    pb::GetTokenResponse response;
+    grpc::Status status = GetToken("design-center", &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    absl::Time received = absl::Now();
+    ASSERT_GT(ToAbslTime(response.expires_at()), received);
+    if (response.access_token() != previous) {
+      // The replacement arrived while the previous token was still valid.
+      EXPECT_LT(received, previous_expiry);
+      previous = response.access_token();
+      previous_expiry = ToAbslTime(response.expires_at());
+      seen.insert(previous);
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_EQ(broker_->cache().stats().waits, 1);  // Only the cold call.
+}
+
+TEST_F(GetTokenTest, ServesCachedTokenWhileTokenEndpointFailsThenUnavailable) {
+  emulator_->SetTokenLifetime(3);
+  pb::GetTokenResponse first;
+  ASSERT_TRUE(GetToken("design-center", &first).ok());
+  emulator::Fault down;
+  down.kind = emulator::FaultKind::kStatus500;
+  emulator_->AddFault(down);
+
+  absl::Time expiry = ToAbslTime(first.expires_at());
+  int served = 0;
+  while (absl::Now() < expiry - absl::Milliseconds(100)) {
+    pb::GetTokenResponse response;
+    grpc::Status status = GetToken("design-center", &response);
+    if (absl::Now() >= expiry) break;  // The answer may straddle expiry.
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.access_token(), first.access_token());
+    ++served;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_GT(served, 0);
+  EXPECT_GT(TokenRequests("design-center-app"), 1);  // Refresh was tried.
+
+  while (absl::Now() <= expiry) absl::SleepFor(absl::Milliseconds(50));
+  pb::GetTokenResponse response;
+  grpc::Status status = GetToken("design-center", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("500"));
+  EXPECT_TRUE(response.access_token().empty());
+
+  // Recovers once the endpoint works again (an admin refresh is not needed:
+  // the background retry or the next call after the backoff fetches).
+  emulator_->ClearFaults();
+}
+
+TEST_F(GetTokenTest, InvalidClientIsFailedPreconditionWithBoundedTries) {
+  for (int i = 0; i < 30; ++i) {
+    pb::GetTokenResponse response;
+    grpc::Status status = GetToken("wrong-secret", &response);
+    ASSERT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("invalid_client"));
+    EXPECT_THAT(status.error_message(), Not(HasSubstr("not-the-secret")));
+  }
+  EXPECT_EQ(TokenRequests("design-center-app"), 1);
+}
+
+TEST_F(GetTokenTest, RetryAfterIsHonoured) {
+  emulator::Fault limited;
+  limited.kind = emulator::FaultKind::kTooMany429;
+  limited.retry_after_seconds = 120;
+  limited.count = 1;
+  emulator_->AddFault(limited);
+
+  pb::GetTokenResponse response;
+  grpc::Status status = GetToken("exchange-reader", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  absl::Time failed_at = absl::Now();
+  for (int i = 0; i < 20; ++i) {
+    status = GetToken("exchange-reader", &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_THAT(status.error_message(), HasSubstr("next upstream try"));
+  }
+  EXPECT_EQ(TokenRequests("exchange-reader"), 1);
+
+  grpc::ClientContext context;
+  pb::ListAppsResponse apps;
+  ASSERT_TRUE(admin_->ListApps(&context, pb::ListAppsRequest(), &apps).ok());
+  bool found = false;
+  for (const pb::AppInfo& app : apps.apps()) {
+    if (app.name() != "exchange-reader") continue;
+    ASSERT_EQ(app.tokens_size(), 1);
+    EXPECT_GE(ToAbslTime(app.tokens(0).next_refresh()),
+              failed_at + absl::Seconds(115));
+    EXPECT_EQ(app.tokens(0).failures(), 1);
+    found = true;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(GetTokenTest, BadRequestsGetClearErrorsAndServiceKeepsRunning) {
+  pb::GetTokenResponse response;
+  grpc::Status status = GetToken("no-such-app", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("no-such-app"));
+
+  status = GetToken("bad name!", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  status = GetToken("exchange-reader", &response, {"view:design_center"});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("view:design_center"));
+
+  grpc::ClientContext context;
+  pb::GetTokenRequest request;
+  request.set_app("design-center");
+  request.set_min_ttl_seconds(-5);
+  status = stub_->GetToken(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // An empty app picks the narrowest app covering the scopes.
+  status = GetToken("", &response, {"read:exchange"});
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.app(), "exchange-reader");
+
+  grpc::ClientContext call_context;
+  pb::CallResponse call_response;
+  status = stub_->Call(&call_context, pb::CallRequest(), &call_response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(GetTokenTest, WatchStreamsCurrentThenRefreshedTokens) {
+  emulator_->SetTokenLifetime(3);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
+  pb::WatchTokenRequest request;
+  request.set_app("design-center");
+  auto reader = stub_->WatchToken(&context, request);
+  pb::GetTokenResponse first, second;
+  ASSERT_TRUE(reader->Read(&first));
+  ASSERT_TRUE(reader->Read(&second));
+  EXPECT_NE(first.access_token(), second.access_token());
+  EXPECT_GT(ToAbslTime(second.expires_at()), ToAbslTime(first.expires_at()));
+  context.TryCancel();
+  while (reader->Read(&second)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(GetTokenTest, ListAppsShowsStateButNoSecretOrToken) {
+  pb::GetTokenResponse token;
+  ASSERT_TRUE(GetToken("design-center", &token).ok());
+  grpc::ClientContext context;
+  pb::ListAppsResponse apps;
+  ASSERT_TRUE(admin_->ListApps(&context, pb::ListAppsRequest(), &apps).ok());
+  ASSERT_EQ(apps.apps_size(), 3);
+  const pb::AppInfo& dc = apps.apps(0);
+  EXPECT_EQ(dc.name(), "design-center");
+  EXPECT_EQ(dc.grant_type(), pb::GRANT_TYPE_CLIENT_CREDENTIALS);
+  EXPECT_EQ(dc.client_id(), "design-center-app");
+  ASSERT_EQ(dc.tokens_size(), 1);
+  EXPECT_TRUE(dc.tokens(0).valid());
+  EXPECT_EQ(dc.tokens(0).refreshes(), 1);
+  EXPECT_EQ(dc.tokens(0).token_fingerprint().size(), 12u);
+  std::string dump = apps.DebugString();
+  EXPECT_THAT(dump, Not(HasSubstr(token.access_token())));
+  EXPECT_THAT(dump, Not(HasSubstr("dc-secret-please-rotate")));
+}
+
+TEST_F(GetTokenTest, HealthIsReportedOverallAndPerApp) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  auto check = [&](const std::string& service) {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = health->Check(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << service << ": " << status.error_message();
+    return response.status();
+  };
+  using grpc::health::v1::HealthCheckResponse;
+  EXPECT_EQ(check(""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(check("anypoint.tokenbroker.v1.TokenBroker"),
+            HealthCheckResponse::SERVING);
+  EXPECT_EQ(check("app:design-center"), HealthCheckResponse::SERVING);
+
+  pb::GetTokenResponse response;
+  EXPECT_FALSE(GetToken("wrong-secret", &response).ok());
+  EXPECT_EQ(check("app:wrong-secret"), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(check("app:design-center"), HealthCheckResponse::SERVING);
+}
+
+}  // namespace
+}  // namespace tokenbroker

@@ -1,0 +1,113 @@
+#include "tests/testing/broker_fixture.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "service/config/config.h"
+
+namespace tokenbroker::testing {
+namespace {
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::trunc);
+  out << content;
+}
+
+}  // namespace
+
+void BrokerFixture::SetUp() {
+  absl::StatusOr<emulator::Fixture> fixture = emulator::LoadFixtureFile(
+      absl::StrCat(TOKENBROKER_SOURCE_DIR, "/emulator/fixtures/demo.yaml"));
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  emulator_ = std::make_unique<emulator::Emulator>(*std::move(fixture));
+  ASSERT_TRUE(emulator_->Start({}).ok());
+
+  char dir_template[] = "/tmp/tokenbroker-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  secrets_dir_ = dir_template;
+  WriteFile(secrets_dir_ + "/dc", "dc-secret-please-rotate\n");
+  WriteFile(secrets_dir_ + "/ex", "exchange-reader-fake-secret");
+  WriteFile(secrets_dir_ + "/wrong", "not-the-secret");
+
+  std::string yaml = absl::StrCat(
+      "listen:\n  grpc: 127.0.0.1:0\n"
+      "cache:\n",
+      "  fetch_timeout: 10s\n", CacheYaml(),
+      "apps:\n"
+      "  - name: design-center\n"
+      "    base_url: ",
+      emulator_->base_url(),
+      "\n"
+      "    client_id: design-center-app\n"
+      "    client_secret: {file: ",
+      secrets_dir_,
+      "/dc}\n"
+      "    scopes: [view:design_center, view:environment, read:exchange]\n"
+      "  - name: exchange-reader\n"
+      "    base_url: ",
+      emulator_->base_url(),
+      "\n"
+      "    client_id: exchange-reader\n"
+      "    client_secret: {file: ",
+      secrets_dir_,
+      "/ex}\n"
+      "    scopes: [read:exchange]\n"
+      "  - name: wrong-secret\n"
+      "    base_url: ",
+      emulator_->base_url(),
+      "\n"
+      "    client_id: design-center-app\n"
+      "    client_secret: {file: ",
+      secrets_dir_,
+      "/wrong}\n"
+      "    scopes: [view:design_center]\n");
+  absl::StatusOr<Config> config = ParseConfig(yaml, "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::unique_ptr<BrokerServer>> broker =
+      BrokerServer::Create(*std::move(config));
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  broker_ = *std::move(broker);
+  ASSERT_TRUE(broker_->Start("127.0.0.1:0").ok());
+
+  channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", broker_->port()),
+                                 grpc::InsecureChannelCredentials());
+  stub_ = anypoint::tokenbroker::v1::TokenBroker::NewStub(channel_);
+  admin_ = anypoint::tokenbroker::v1::BrokerAdmin::NewStub(channel_);
+}
+
+void BrokerFixture::TearDown() {
+  stub_.reset();
+  admin_.reset();
+  channel_.reset();
+  broker_.reset();
+  if (emulator_ != nullptr) emulator_->Stop();
+  for (const char* name : {"dc", "ex", "wrong"}) {
+    std::remove((secrets_dir_ + "/" + name).c_str());
+  }
+  if (!secrets_dir_.empty()) rmdir(secrets_dir_.c_str());
+}
+
+grpc::Status BrokerFixture::GetToken(
+    const std::string& app,
+    anypoint::tokenbroker::v1::GetTokenResponse* response,
+    std::vector<std::string> scopes) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
+  anypoint::tokenbroker::v1::GetTokenRequest request;
+  request.set_app(app);
+  for (const std::string& scope : scopes) request.add_scopes(scope);
+  return stub_->GetToken(&context, request, response);
+}
+
+int64_t BrokerFixture::TokenRequests(const std::string& client_id) const {
+  emulator::Counters counters = emulator_->GetCounters();
+  auto it = counters.token_requests_by_client.find(client_id);
+  return it == counters.token_requests_by_client.end() ? 0 : it->second;
+}
+
+}  // namespace tokenbroker::testing

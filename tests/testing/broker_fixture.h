@@ -1,0 +1,51 @@
+#ifndef TOKENBROKER_TESTS_TESTING_BROKER_FIXTURE_H_
+#define TOKENBROKER_TESTS_TESTING_BROKER_FIXTURE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "anypoint/tokenbroker/v1/broker_admin.grpc.pb.h"
+#include "anypoint/tokenbroker/v1/token_broker.grpc.pb.h"
+#include "emulator/emulator.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "service/grpc/server.h"
+
+namespace tokenbroker::testing {
+
+// Starts the Anypoint emulator (with the demo fixture) and the broker
+// in-process, both on 127.0.0.1 port 0, and connects gRPC stubs to the
+// broker. The broker's config has the apps
+//   design-center    client credentials of "design-center-app"
+//   exchange-reader  client credentials of "exchange-reader"
+//   wrong-secret     "design-center-app" with a wrong secret
+// whose secrets are read from files in a temporary directory.
+class BrokerFixture : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Extra YAML for the config's `cache:` section, e.g. "  min_ttl: 1s\n".
+  // Override to change the cache policy before the broker starts.
+  virtual std::string CacheYaml() const { return ""; }
+
+  // GetToken with a 30-second deadline.
+  grpc::Status GetToken(const std::string& app,
+                        anypoint::tokenbroker::v1::GetTokenResponse* response,
+                        std::vector<std::string> scopes = {});
+
+  // Token requests the emulator received for `client_id`.
+  int64_t TokenRequests(const std::string& client_id) const;
+
+  std::unique_ptr<emulator::Emulator> emulator_;
+  std::unique_ptr<BrokerServer> broker_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<anypoint::tokenbroker::v1::TokenBroker::Stub> stub_;
+  std::unique_ptr<anypoint::tokenbroker::v1::BrokerAdmin::Stub> admin_;
+  std::string secrets_dir_;
+};
+
+}  // namespace tokenbroker::testing
+
+#endif  // TOKENBROKER_TESTS_TESTING_BROKER_FIXTURE_H_
