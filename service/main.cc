@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -18,6 +19,9 @@
 ABSL_FLAG(std::string, config, "", "Path of the broker's YAML configuration.");
 ABSL_FLAG(std::string, listen, "",
           "gRPC listen address (host:port); overrides listen.grpc.");
+ABSL_FLAG(std::string, port_file, "",
+          "Once listening, write the bound gRPC port to this file (for "
+          "scripts that listen on port 0).");
 ABSL_FLAG(std::string, log_level, "",
           "debug, info, warning or error; overrides log_level.");
 ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
@@ -69,6 +73,16 @@ int Run() {
   if (!started.ok()) {
     LogError("cannot start", {{"error", std::string(started.message())}});
     return 1;
+  }
+
+  if (std::string port_file = absl::GetFlag(FLAGS_port_file);
+      !port_file.empty()) {
+    std::ofstream out(port_file, std::ios::trunc);
+    out << (*server)->port() << "\n";
+    if (!out) {
+      LogError("cannot write --port_file", {{"path", port_file}});
+      return 1;
+    }
   }
 
   std::thread signal_thread([&signals, &server] {
