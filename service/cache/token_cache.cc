@@ -430,6 +430,13 @@ void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
 }
 
 void TokenCache::RunPending(Pending& pending) {
+  // Observers first, so that health reflects a fetch before its waiters see
+  // the result.
+  if (fetch_observer_) {
+    for (const auto& [request, status] : pending.fetch_outcomes) {
+      fetch_observer_(request, status);
+    }
+  }
   for (auto& [done, result] : pending.completions) done(std::move(result));
   for (auto& [listener, result] : pending.notifications) listener(result);
   for (auto& fetch : pending.fetches) {
@@ -438,11 +445,6 @@ void TokenCache::RunPending(Pending& pending) {
                       absl::StatusOr<Token> result) {
                     OnFetchDone(key, generation, std::move(result));
                   });
-  }
-  if (fetch_observer_) {
-    for (const auto& [request, status] : pending.fetch_outcomes) {
-      fetch_observer_(request, status);
-    }
   }
   if (pending.schedule_changed && schedule_listener_) schedule_listener_();
 }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -20,6 +21,8 @@ void WriteFile(const std::string& path, const std::string& content) {
 }  // namespace
 
 void BrokerFixture::SetUp() {
+  ::testing::internal::CaptureStderr();
+  capturing_stderr_ = true;
   absl::StatusOr<emulator::Fixture> fixture = emulator::LoadFixtureFile(
       absl::StrCat(TOKENBROKER_SOURCE_DIR, "/emulator/fixtures/demo.yaml"));
   ASSERT_TRUE(fixture.ok()) << fixture.status();
@@ -89,6 +92,20 @@ void BrokerFixture::TearDown() {
     std::remove((secrets_dir_ + "/" + name).c_str());
   }
   if (!secrets_dir_.empty()) rmdir(secrets_dir_.c_str());
+
+  if (!capturing_stderr_) return;
+  std::string logged = ::testing::internal::GetCapturedStderr();
+  // Echo what was captured so failures stay debuggable.
+  std::fputs(logged.c_str(), stderr);
+  for (const char* secret : {"dc-secret-please-rotate",
+                             "exchange-reader-fake-secret", "not-the-secret"}) {
+    EXPECT_EQ(logged.find(secret), std::string::npos)
+        << "a client secret appeared in the logs";
+  }
+  for (const std::string& token : tokens_seen_) {
+    EXPECT_EQ(logged.find(token), std::string::npos)
+        << "an access token appeared in the logs";
+  }
 }
 
 grpc::Status BrokerFixture::GetToken(
@@ -101,7 +118,9 @@ grpc::Status BrokerFixture::GetToken(
   anypoint::tokenbroker::v1::GetTokenRequest request;
   request.set_app(app);
   for (const std::string& scope : scopes) request.add_scopes(scope);
-  return stub_->GetToken(&context, request, response);
+  grpc::Status status = stub_->GetToken(&context, request, response);
+  if (status.ok()) tokens_seen_.push_back(response->access_token());
+  return status;
 }
 
 int64_t BrokerFixture::TokenRequests(const std::string& client_id) const {

@@ -30,7 +30,9 @@ class BrokerFixture : public ::testing::Test {
   // Override to change the cache policy before the broker starts.
   virtual std::string CacheYaml() const { return ""; }
 
-  // GetToken with a 30-second deadline.
+  // GetToken with a 30-second deadline. Tokens it returns are remembered
+  // and TearDown() checks that none of them, and no client secret, appears
+  // in anything the broker and emulator logged during the test.
   grpc::Status GetToken(const std::string& app,
                         anypoint::tokenbroker::v1::GetTokenResponse* response,
                         std::vector<std::string> scopes = {});
@@ -44,6 +46,8 @@ class BrokerFixture : public ::testing::Test {
   std::unique_ptr<anypoint::tokenbroker::v1::TokenBroker::Stub> stub_;
   std::unique_ptr<anypoint::tokenbroker::v1::BrokerAdmin::Stub> admin_;
   std::string secrets_dir_;
+  std::vector<std::string> tokens_seen_;
+  bool capturing_stderr_ = false;
 };
 
 }  // namespace tokenbroker::testing
