@@ -1,0 +1,1657 @@
+#include "emulator/emulator.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+
+namespace tokenbroker::emulator {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr char kTokenPath[] = "/accounts/api/v2/oauth2/token";
+constexpr char kAuthorizePath[] = "/accounts/api/v2/oauth2/authorize";
+constexpr char kRevokePath[] = "/accounts/api/v2/oauth2/revoke";
+constexpr char kUserinfoPath[] = "/accounts/api/v2/oauth2/userinfo";
+constexpr char kDiscoveryPath[] =
+    "/accounts/api/v2/oauth2/.well-known/openid-configuration";
+constexpr absl::Duration kCodeLifetime = absl::Minutes(10);
+constexpr absl::Duration kRefreshTokenLifetime = absl::Hours(24 * 90);
+constexpr size_t kMaxEchoBytes = 64 << 20;
+constexpr int kThreads = 16;
+
+// Scopes any app may request at authorize time and that need no assignment.
+const std::set<std::string>& ImplicitScopes() {
+  static const auto* scopes =
+      new std::set<std::string>{"profile", "openid", "email", "offline_access"};
+  return *scopes;
+}
+
+// json::dump throws on invalid UTF-8; replace such bytes instead.
+std::string Dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void SetJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(Dump(body), "application/json");
+}
+
+void SetMessage(httplib::Response& res, int status, absl::string_view message) {
+  SetJson(res, status, json{{"message", std::string(message)}});
+}
+
+void SetOAuthError(httplib::Response& res, int status, absl::string_view error,
+                   absl::string_view description) {
+  SetJson(res, status,
+          json{{"error", std::string(error)},
+               {"error_description", std::string(description)}});
+}
+
+std::string RandomToken(size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) {
+    // OpenSSL's CSPRNG does not fail on Linux once seeded; if it ever does,
+    // refuse to hand out predictable tokens.
+    std::abort();
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
+}
+
+bool SecretsEqual(const std::string& a, const std::string& b) {
+  return a.size() == b.size() &&
+         CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool IsValidUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = s[i];
+    size_t extra = 0;
+    if (c < 0x80) {
+      extra = 0;
+    } else if ((c >> 5) == 0x6) {
+      extra = 1;
+    } else if ((c >> 4) == 0xE) {
+      extra = 2;
+    } else if ((c >> 3) == 0x1E) {
+      extra = 3;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size() && extra > 0) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+std::string MediaType(const httplib::Request& req) {
+  std::string type = req.get_header_value("Content-Type");
+  type = std::string(absl::StripAsciiWhitespace(
+      absl::string_view(type).substr(0, type.find(';'))));
+  absl::AsciiStrToLower(&type);
+  return type;
+}
+
+using Params = std::map<std::string, std::string>;
+
+// Parses an OAuth request body: form or JSON object of strings. The error
+// message is meant for error_description.
+absl::StatusOr<Params> ParseBodyParams(const httplib::Request& req) {
+  Params params;
+  const std::string type = MediaType(req);
+  if (type == "application/x-www-form-urlencoded") {
+    for (absl::string_view pair : absl::StrSplit(req.body, '&')) {
+      if (pair.empty()) continue;
+      const size_t eq = pair.find('=');
+      std::string key =
+          httplib::detail::decode_url(std::string(pair.substr(0, eq)), true);
+      std::string value = eq == absl::string_view::npos
+                              ? ""
+                              : httplib::detail::decode_url(
+                                    std::string(pair.substr(eq + 1)), true);
+      if (!params.emplace(key, std::move(value)).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("parameter ", key, " is given more than once"));
+      }
+    }
+    return params;
+  }
+  if (type == "application/json") {
+    const json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      return absl::InvalidArgumentError("the body is not a JSON object");
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (value.is_null()) continue;
+      if (!value.is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("parameter ", key, " must be a string"));
+      }
+      params[key] = value.get<std::string>();
+    }
+    return params;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unsupported Content-Type \"", req.get_header_value("Content-Type"),
+      "\": send application/x-www-form-urlencoded or application/json"));
+}
+
+// Client credentials from the body, else from HTTP Basic (RFC 6749 2.3.1:
+// both parts form-urlencoded).
+void ClientCredentials(const httplib::Request& req, const Params& params,
+                       std::string* id, std::string* secret, bool* basic) {
+  *basic = false;
+  auto it = params.find("client_id");
+  if (it != params.end()) {
+    *id = it->second;
+    auto s = params.find("client_secret");
+    *secret = s == params.end() ? "" : s->second;
+    return;
+  }
+  const std::string auth = req.get_header_value("Authorization");
+  if (absl::StartsWithIgnoreCase(auth, "basic ")) {
+    std::string decoded;
+    if (absl::Base64Unescape(absl::StripAsciiWhitespace(auth.substr(6)),
+                             &decoded)) {
+      const size_t colon = decoded.find(':');
+      if (colon != std::string::npos) {
+        *id = httplib::detail::decode_url(decoded.substr(0, colon), true);
+        *secret = httplib::detail::decode_url(decoded.substr(colon + 1), true);
+        *basic = true;
+        return;
+      }
+    }
+  }
+  id->clear();
+  secret->clear();
+}
+
+std::string ParamOr(const Params& params, const std::string& key) {
+  auto it = params.find(key);
+  return it == params.end() ? "" : it->second;
+}
+
+// Calls `fn(fd)` for each connected TCP socket of this process whose local
+// port is `local_port`, until it returns true. Returns true if one did.
+// httplib 0.11.4 hides sockets from handlers, so this is how the emulator
+// finds the server side of a connection.
+bool ForEachServerSocket(
+    int local_port,
+    const std::function<bool(int fd, const std::string& peer_host,
+                             int peer_port)>& fn) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return false;
+  bool done = false;
+  while (dirent* entry = readdir(dir)) {
+    int fd = 0;
+    if (!absl::SimpleAtoi(entry->d_name, &fd) || fd == dirfd(dir)) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+      continue;
+    }
+    char local_host[NI_MAXHOST], local_serv[NI_MAXSERV];
+    char peer_host[NI_MAXHOST], peer_serv[NI_MAXSERV];
+    int peer_port = 0;
+    if (getnameinfo(reinterpret_cast<sockaddr*>(&local), local_len, local_host,
+                    sizeof(local_host), local_serv, sizeof(local_serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
+        getnameinfo(reinterpret_cast<sockaddr*>(&peer), peer_len, peer_host,
+                    sizeof(peer_host), peer_serv, sizeof(peer_serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
+        std::to_string(local_port) != local_serv ||
+        !absl::SimpleAtoi(peer_serv, &peer_port)) {
+      continue;
+    }
+    if (fn(fd, peer_host, peer_port)) {
+      done = true;
+      break;
+    }
+  }
+  closedir(dir);
+  return done;
+}
+
+// Shuts down the TCP connection `req` arrived on, so that no byte of a
+// response reaches the client. The request's two endpoints identify the
+// socket uniquely; it stays open (httplib closes it after the handler
+// returns), so there is no race with descriptor reuse.
+bool ShutdownConnectionOf(const httplib::Request& req) {
+  return ForEachServerSocket(
+      req.local_port,
+      [&req](int fd, const std::string& peer_host, int peer_port) {
+        if (peer_port != req.remote_port || peer_host != req.remote_addr) {
+          return false;
+        }
+        // RST instead of FIN once httplib closes the socket.
+        linger lin{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+        shutdown(fd, SHUT_RDWR);
+        return true;
+      });
+}
+
+std::string FormatTimestamp(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+// The server's accept loop hands each accepted socket to the task queue
+// exactly once, so counting enqueue() calls counts TCP connections.
+class CountingTaskQueue final : public httplib::TaskQueue {
+ public:
+  CountingTaskQueue(size_t threads, std::function<void()> on_accept)
+      : pool_(threads), on_accept_(std::move(on_accept)) {}
+  void enqueue(std::function<void()> fn) override {
+    on_accept_();
+    pool_.enqueue(std::move(fn));
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+  std::function<void()> on_accept_;
+};
+
+}  // namespace
+
+std::string FaultKindName(FaultKind kind) {
+  switch (kind) {
+    case FaultKind::kLatency:
+      return "latency";
+    case FaultKind::kStatus500:
+      return "status_500";
+    case FaultKind::kRateLimit503:
+      return "rate_limit_503";
+    case FaultKind::kTooMany429:
+      return "too_many_429";
+    case FaultKind::kReset:
+      return "reset";
+    case FaultKind::kMalformedJson:
+      return "malformed_json";
+    case FaultKind::kPlainText401:
+      return "plain_text_401";
+    case FaultKind::kInvalidClient:
+      return "invalid_client";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name) {
+  for (FaultKind kind :
+       {FaultKind::kLatency, FaultKind::kStatus500, FaultKind::kRateLimit503,
+        FaultKind::kTooMany429, FaultKind::kReset, FaultKind::kMalformedJson,
+        FaultKind::kPlainText401, FaultKind::kInvalidClient}) {
+    if (FaultKindName(kind) == name) return kind;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown fault kind \"", name,
+      "\" (use latency, status_500, rate_limit_503, too_many_429, reset, "
+      "malformed_json, plain_text_401 or invalid_client)"));
+}
+
+class Emulator::Impl {
+ public:
+  explicit Impl(Fixture fixture) : fixture_(std::move(fixture)) {
+    absl::MutexLock lock(&mu_);
+    for (const AppFixture& app : fixture_.apps) {
+      apps_[app.client_id] = AppState{app, 0};
+    }
+    token_lifetime_seconds_ = fixture_.token_lifetime_seconds;
+  }
+
+  ~Impl() { Stop(); }
+
+  absl::Status Start(const Options& options) ABSL_LOCKS_EXCLUDED(life_mu_);
+  void Stop() ABSL_LOCKS_EXCLUDED(life_mu_);
+  int port() const { return port_.load(); }
+  std::string base_url() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return base_url_;
+  }
+
+  absl::Status SetAppScopes(const std::string& client_id,
+                            std::vector<ScopeGrant> scopes)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RevokeApp(const std::string& client_id) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SetClientSecret(const std::string& client_id,
+                               const std::string& secret)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void SetTokenLifetime(int seconds) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    token_lifetime_seconds_ = std::max(1, seconds);
+  }
+  void AddFault(Fault fault) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (fault.count == 0) return;
+    absl::MutexLock lock(&mu_);
+    faults_.push_back(std::move(fault));
+  }
+  void ClearFaults() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    faults_.clear();
+  }
+  Counters GetCounters() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return counters_;
+  }
+  void ResetCounters() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    counters_ = Counters();
+  }
+
+ private:
+  struct AppState {
+    AppFixture app;
+    // Bumped by SetAppScopes and RevokeApp: tokens and codes carry the value
+    // at issue time and are refused once it differs.
+    int64_t generation = 0;
+  };
+  enum class TokenKind { kAccess, kRefresh };
+  struct TokenRecord {
+    TokenKind kind = TokenKind::kAccess;
+    std::string client_id;
+    std::string user_id;              // empty for client_credentials tokens
+    std::vector<std::string> scopes;  // requested scopes (user tokens)
+    int64_t generation = 0;
+    absl::Time expires;
+    bool revoked = false;
+  };
+  struct CodeRecord {
+    std::string client_id, user_id, redirect_uri;
+    std::vector<std::string> scopes;
+    int64_t generation = 0;
+    absl::Time expires;
+    bool used = false;
+  };
+  // What a valid bearer token grants, copied out of the lock.
+  struct Grant {
+    std::string client_id, user_id, app_name, app_org;
+    std::vector<ScopeGrant> scopes;
+  };
+
+  using Handler =
+      std::function<void(const httplib::Request&, httplib::Response&)>;
+
+  // Registers `handler` for `method` and `pattern`, wrapped with counting
+  // (`counter`; empty: not counted), fault injection (`fault_endpoint`; empty:
+  // none) and logging.
+  void Route(httplib::Server& server, const std::string& method,
+             const std::string& pattern, std::string counter,
+             std::string fault_endpoint, Handler handler);
+  void RegisterRoutes(httplib::Server& server);
+  std::optional<Fault> TakeFault(const std::string& endpoint)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns true if the fault produced the whole response.
+  bool ApplyFault(const Fault& fault, const httplib::Request& req,
+                  httplib::Response& res);
+  void LogRequest(const httplib::Request& req, const httplib::Response& res,
+                  const std::string& endpoint, absl::Duration elapsed,
+                  const std::optional<Fault>& fault);
+
+  // OAuth endpoints.
+  void HandleToken(const httplib::Request& req, httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleAuthorize(const httplib::Request& req, httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleRevoke(const httplib::Request& req, httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleUserinfo(const httplib::Request& req, httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleDiscovery(const httplib::Request& req, httplib::Response& res);
+
+  // Resource endpoints.
+  void HandleMe(const httplib::Request& req, httplib::Response& res);
+  void HandleEnvironments(const httplib::Request& req, httplib::Response& res);
+  void HandleProjects(const httplib::Request& req, httplib::Response& res);
+  void HandleExchange(const httplib::Request& req, httplib::Response& res);
+  void HandleCloudHub(const httplib::Request& req, httplib::Response& res);
+  void HandleEcho(const httplib::Request& req, httplib::Response& res,
+                  bool authed);
+
+  // Control API.
+  void HandleControl(const std::string& what, const httplib::Request& req,
+                     httplib::Response& res);
+
+  // Authenticates the client of a token or revoke request; on failure fills
+  // `res` and returns nullopt.
+  std::optional<AppState> AuthenticateClient(const httplib::Request& req,
+                                             const Params& params,
+                                             httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Validates the bearer token; on failure answers 401 and returns nullopt.
+  std::optional<Grant> Authenticate(const httplib::Request& req,
+                                    httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // True if `grant` holds one of `any_of` for the org/env context (empty =
+  // none); otherwise answers 403 naming the missing scope.
+  bool Authorize(const Grant& grant, const std::vector<std::string>& any_of,
+                 const std::string& org, const std::string& env,
+                 httplib::Response& res);
+
+  std::string IssueToken(TokenKind kind, const AppState& app,
+                         const std::string& user_id,
+                         const std::vector<std::string>& scopes,
+                         absl::Duration lifetime)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PurgeExpired(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const OrgFixture* FindOrg(const std::string& id) const;
+
+  // Immutable after construction except `apps`, which lives in apps_.
+  const Fixture fixture_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, AppState> apps_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, TokenRecord> tokens_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, CodeRecord> codes_ ABSL_GUARDED_BY(mu_);
+  std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+  int token_lifetime_seconds_ ABSL_GUARDED_BY(mu_) = 3600;
+  std::string base_url_ ABSL_GUARDED_BY(mu_);
+  bool log_requests_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Start/Stop. Never taken by request handlers (Stop joins them).
+  absl::Mutex life_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::unique_ptr<httplib::Server> server_ ABSL_GUARDED_BY(life_mu_);
+  std::thread thread_ ABSL_GUARDED_BY(life_mu_);
+  std::atomic<int> port_{0};
+
+  absl::Mutex log_mu_;  // serializes stderr lines
+};
+
+// ---------------------------------------------------------------------------
+// Lifecycle
+
+absl::Status Emulator::Impl::Start(const Options& options) {
+  absl::MutexLock life(&life_mu_);
+  if (server_ != nullptr) {
+    return absl::FailedPreconditionError("the emulator is already started");
+  }
+  auto server = std::make_unique<httplib::Server>();
+  server->new_task_queue = [this] {
+    return new CountingTaskQueue(kThreads, [this] {
+      absl::MutexLock lock(&mu_);
+      ++counters_.connections;
+    });
+  };
+  // httplib's default also sets SO_REUSEPORT, which would let a second
+  // emulator bind the same port and silently share its traffic.
+  server->set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  server->set_payload_max_length(kMaxEchoBytes);
+  server->set_keep_alive_timeout(5);
+  server->set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        SetMessage(res, 500, "internal error in the emulator");
+      });
+  RegisterRoutes(*server);
+
+  int port = options.port;
+  if (port == 0) {
+    port = server->bind_to_any_port(options.host);
+    if (port <= 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot bind ", options.host, " on an ephemeral port"));
+    }
+  } else if (!server->bind_to_port(options.host, port)) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot bind ", options.host, ":", port,
+                     ": is the port in use or the host not local?"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    std::string host = options.host;
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    base_url_ = absl::StrCat("http://", host, ":", port);
+    log_requests_ = options.log_requests;
+  }
+  port_ = port;
+  httplib::Server* raw = server.get();
+  thread_ = std::thread([raw] { raw->listen_after_bind(); });
+  // The socket already listens (connections queue up); wait for the accept
+  // loop so that Stop() right after Start() cannot miss it.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!raw->is_running() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  server_ = std::move(server);
+  if (!server_->is_running()) {
+    server_->stop();
+    thread_.join();
+    server_.reset();
+    return absl::InternalError("the emulator's accept loop did not start");
+  }
+  return absl::OkStatus();
+}
+
+void Emulator::Impl::Stop() {
+  absl::MutexLock life(&life_mu_);
+  if (server_ == nullptr) return;
+  server_->stop();
+  // Idle connections would otherwise hold Stop() for httplib's read timeout
+  // (5 s): wake their workers up.
+  ForEachServerSocket(port_.load(), [](int fd, const std::string&, int) {
+    shutdown(fd, SHUT_RDWR);
+    return false;
+  });
+  if (thread_.joinable()) thread_.join();
+  server_.reset();
+  port_ = 0;
+}
+
+// ---------------------------------------------------------------------------
+// Test control
+
+absl::Status Emulator::Impl::SetAppScopes(const std::string& client_id,
+                                          std::vector<ScopeGrant> scopes) {
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  it->second.app.scopes = std::move(scopes);
+  ++it->second.generation;
+  return absl::OkStatus();
+}
+
+absl::Status Emulator::Impl::RevokeApp(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  ++it->second.generation;
+  return absl::OkStatus();
+}
+
+absl::Status Emulator::Impl::SetClientSecret(const std::string& client_id,
+                                             const std::string& secret) {
+  if (secret.empty()) {
+    return absl::InvalidArgumentError("the client secret must not be empty");
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  it->second.app.client_secret = secret;
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Routing, faults, logging
+
+void Emulator::Impl::Route(httplib::Server& server, const std::string& method,
+                           const std::string& pattern, std::string counter,
+                           std::string fault_endpoint, Handler handler) {
+  Handler wrapped = [this, counter = std::move(counter),
+                     fault_endpoint = std::move(fault_endpoint),
+                     handler = std::move(handler)](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    const absl::Time start = absl::Now();
+    if (!counter.empty()) {
+      std::string client_id;
+      if (counter == "token") {
+        auto params = ParseBodyParams(req);
+        std::string secret;
+        bool basic = false;
+        ClientCredentials(req, params.ok() ? *params : Params(), &client_id,
+                          &secret, &basic);
+      }
+      absl::MutexLock lock(&mu_);
+      ++counters_.requests_by_endpoint[counter];
+      if (counter == "token") ++counters_.token_requests_by_client[client_id];
+    }
+    std::optional<Fault> fault;
+    if (!fault_endpoint.empty()) fault = TakeFault(fault_endpoint);
+    if (!fault.has_value() || !ApplyFault(*fault, req, res)) {
+      handler(req, res);
+    }
+    if (!counter.empty())
+      LogRequest(req, res, counter, absl::Now() - start, fault);
+  };
+  if (method == "GET") {
+    server.Get(pattern, wrapped);
+  } else if (method == "POST") {
+    server.Post(pattern, wrapped);
+  } else if (method == "PUT") {
+    server.Put(pattern, wrapped);
+  } else if (method == "PATCH") {
+    server.Patch(pattern, wrapped);
+  } else if (method == "DELETE") {
+    server.Delete(pattern, wrapped);
+  } else if (method == "OPTIONS") {
+    server.Options(pattern, wrapped);
+  }
+}
+
+std::optional<Fault> Emulator::Impl::TakeFault(const std::string& endpoint) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = faults_.begin(); it != faults_.end(); ++it) {
+    if (it->endpoint != "*" && it->endpoint != endpoint) continue;
+    Fault fault = *it;
+    if (it->count > 0 && --it->count == 0) faults_.erase(it);
+    return fault;
+  }
+  return std::nullopt;
+}
+
+bool Emulator::Impl::ApplyFault(const Fault& fault, const httplib::Request& req,
+                                httplib::Response& res) {
+  switch (fault.kind) {
+    case FaultKind::kLatency:
+      absl::SleepFor(absl::Milliseconds(fault.latency_ms));
+      return false;
+    case FaultKind::kStatus500:
+      SetMessage(res, 500, "Internal Server Error (injected fault)");
+      return true;
+    case FaultKind::kRateLimit503: {
+      res.status = 503;
+      res.set_header("X-RateLimit-Limit", "500");
+      res.set_header("X-RateLimit-Remaining", "0");
+      res.set_header("X-RateLimit-Reset",
+                     std::to_string(absl::ToUnixSeconds(absl::Now()) +
+                                    fault.retry_after_seconds));
+      return true;
+    }
+    case FaultKind::kTooMany429:
+      res.set_header("Retry-After", std::to_string(fault.retry_after_seconds));
+      SetMessage(res, 429, "Too Many Requests (injected fault)");
+      return true;
+    case FaultKind::kReset:
+      if (!ShutdownConnectionOf(req)) {
+        // Fallback: announce a body and close the connection before sending
+        // it, so the client sees a truncated response.
+        res.status = 200;
+        res.set_content_provider(
+            1024, "application/json",
+            [](size_t, size_t, httplib::DataSink&) { return false; });
+      } else {
+        res.status = 500;  // never sent: the socket is shut down
+      }
+      return true;
+    case FaultKind::kMalformedJson:
+      res.status = 200;
+      res.set_content("{\"access_token\": \"trunc", "application/json");
+      return true;
+    case FaultKind::kPlainText401:
+      res.status = 401;
+      res.set_content("Unauthorized", "text/plain");
+      return true;
+    case FaultKind::kInvalidClient:
+      SetOAuthError(res, 401, "invalid_client",
+                    "client authentication failed (injected fault)");
+      return true;
+  }
+  return false;
+}
+
+void Emulator::Impl::LogRequest(const httplib::Request& req,
+                                const httplib::Response& res,
+                                const std::string& endpoint,
+                                absl::Duration elapsed,
+                                const std::optional<Fault>& fault) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!log_requests_) return;
+  }
+  // Never the query string, headers or body: they carry codes, tokens and
+  // secrets.
+  json line = {{"ts", FormatTimestamp(absl::Now())},
+               {"level", "info"},
+               {"msg", "request"},
+               {"method", req.method},
+               {"path", req.path},
+               {"endpoint", endpoint},
+               {"status", res.status},
+               {"duration_ms", absl::ToInt64Milliseconds(elapsed)},
+               {"remote", absl::StrCat(req.remote_addr, ":", req.remote_port)}};
+  if (fault.has_value()) line["fault"] = FaultKindName(fault->kind);
+  const std::string text = Dump(line) + "\n";
+  absl::MutexLock lock(&log_mu_);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+void Emulator::Impl::RegisterRoutes(httplib::Server& server) {
+  using std::placeholders::_1;
+  using std::placeholders::_2;
+  Route(server, "POST", kTokenPath, "token", "token",
+        std::bind(&Impl::HandleToken, this, _1, _2));
+  Route(server, "GET", kAuthorizePath, "authorize", "authorize",
+        std::bind(&Impl::HandleAuthorize, this, _1, _2));
+  Route(server, "POST", kRevokePath, "revoke", "revoke",
+        std::bind(&Impl::HandleRevoke, this, _1, _2));
+  Route(server, "GET", kUserinfoPath, "userinfo", "userinfo",
+        std::bind(&Impl::HandleUserinfo, this, _1, _2));
+  Route(server, "GET", kDiscoveryPath, "discovery", "discovery",
+        std::bind(&Impl::HandleDiscovery, this, _1, _2));
+  Route(server, "GET", "/accounts/api/me", "me", "resource",
+        std::bind(&Impl::HandleMe, this, _1, _2));
+  Route(server, "GET", "/accounts/api/organizations/([^/]+)/environments",
+        "environments", "resource",
+        std::bind(&Impl::HandleEnvironments, this, _1, _2));
+  Route(server, "GET", "/designcenter/api-designer/projects",
+        "designcenter_projects", "resource",
+        std::bind(&Impl::HandleProjects, this, _1, _2));
+  Route(server, "GET", "/exchange/api/v2/assets/search", "exchange_assets",
+        "resource", std::bind(&Impl::HandleExchange, this, _1, _2));
+  Route(server, "GET", "/cloudhub/api/applications", "cloudhub_applications",
+        "resource", std::bind(&Impl::HandleCloudHub, this, _1, _2));
+
+  // Control API: neither counted nor faulted.
+  auto control = [this](std::string what) -> Handler {
+    return [this, what](const httplib::Request& req, httplib::Response& res) {
+      HandleControl(what, req, res);
+    };
+  };
+  Route(server, "POST", "/_emulator/apps/([^/]+)/scopes", "", "",
+        control("scopes"));
+  Route(server, "POST", "/_emulator/apps/([^/]+)/revoke", "", "",
+        control("revoke"));
+  Route(server, "POST", "/_emulator/apps/([^/]+)/secret", "", "",
+        control("secret"));
+  Route(server, "POST", "/_emulator/token-lifetime", "", "",
+        control("token-lifetime"));
+  Route(server, "POST", "/_emulator/faults", "", "", control("add-fault"));
+  Route(server, "DELETE", "/_emulator/faults", "", "", control("clear-faults"));
+  Route(server, "GET", "/_emulator/counters", "", "", control("counters"));
+  Route(server, "POST", "/_emulator/counters/reset", "", "",
+        control("reset-counters"));
+
+  const std::vector<std::string> methods = {"GET",   "POST",   "PUT",
+                                            "PATCH", "DELETE", "OPTIONS"};
+  for (const std::string& method : methods) {
+    Route(server, method, "/_emulator/echo(/.*)?", "echo", "echo",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            HandleEcho(req, res, /*authed=*/false);
+          });
+    Route(server, method, "/_emulator/authed-echo(/.*)?", "authed_echo",
+          "resource",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            HandleEcho(req, res, /*authed=*/true);
+          });
+  }
+  for (const std::string& method : methods) {
+    Route(server, method, "/_emulator/.*", "", "",
+          [](const httplib::Request& req, httplib::Response& res) {
+            SetMessage(res, 404,
+                       absl::StrCat("no control endpoint ", req.method, " ",
+                                    req.path, " (see emulator/README.md)"));
+          });
+    Route(server, method, ".*", "not_found", "",
+          [](const httplib::Request& req, httplib::Response& res) {
+            SetMessage(res, 404,
+                       absl::StrCat("the emulator does not serve ", req.method,
+                                    " ", req.path));
+          });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// OAuth
+
+std::optional<Emulator::Impl::AppState> Emulator::Impl::AuthenticateClient(
+    const httplib::Request& req, const Params& params, httplib::Response& res) {
+  std::string client_id, secret;
+  bool basic = false;
+  ClientCredentials(req, params, &client_id, &secret, &basic);
+  if (client_id.empty()) {
+    SetOAuthError(res, 400, "invalid_request",
+                  "client_id is required (in the body, or HTTP Basic)");
+    return std::nullopt;
+  }
+  if (secret.empty()) {
+    SetOAuthError(res, 400, "invalid_request", "client_secret is required");
+    return std::nullopt;
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end() ||
+      !SecretsEqual(it->second.app.client_secret, secret)) {
+    if (basic) res.set_header("WWW-Authenticate", "Basic realm=\"anypoint\"");
+    SetOAuthError(res, 401, "invalid_client",
+                  "client authentication failed: unknown client_id or wrong "
+                  "client_secret");
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::string Emulator::Impl::IssueToken(TokenKind kind, const AppState& app,
+                                       const std::string& user_id,
+                                       const std::vector<std::string>& scopes,
+                                       absl::Duration lifetime) {
+  const absl::Time now = absl::Now();
+  if (tokens_.size() > 100000) PurgeExpired(now);
+  std::string token = RandomToken(32);
+  TokenRecord record;
+  record.kind = kind;
+  record.client_id = app.app.client_id;
+  record.user_id = user_id;
+  record.scopes = scopes;
+  record.generation = app.generation;
+  record.expires = now + lifetime;
+  tokens_[token] = std::move(record);
+  ++counters_.tokens_issued;
+  return token;
+}
+
+void Emulator::Impl::PurgeExpired(absl::Time now) {
+  absl::erase_if(tokens_, [now](const auto& entry) {
+    return entry.second.expires <= now || entry.second.revoked;
+  });
+  absl::erase_if(codes_, [now](const auto& entry) {
+    return entry.second.expires <= now || entry.second.used;
+  });
+}
+
+void Emulator::Impl::HandleToken(const httplib::Request& req,
+                                 httplib::Response& res) {
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("Pragma", "no-cache");
+  absl::StatusOr<Params> params = ParseBodyParams(req);
+  if (!params.ok()) {
+    SetOAuthError(res, 400, "invalid_request", params.status().message());
+    return;
+  }
+  const std::string grant_type = ParamOr(*params, "grant_type");
+  if (grant_type.empty()) {
+    SetOAuthError(res, 400, "invalid_request", "grant_type is required");
+    return;
+  }
+  std::optional<AppState> app = AuthenticateClient(req, *params, res);
+  if (!app.has_value()) return;
+  if (grant_type != "client_credentials" &&
+      grant_type != "authorization_code" && grant_type != "refresh_token") {
+    SetOAuthError(res, 400, "unsupported_grant_type",
+                  absl::StrCat("grant_type ", grant_type,
+                               " is not supported (use client_credentials, "
+                               "authorization_code or refresh_token)"));
+    return;
+  }
+  const auto& grants = app->app.grant_types;
+  if (std::find(grants.begin(), grants.end(), grant_type) == grants.end()) {
+    SetOAuthError(
+        res, 400, "unauthorized_client",
+        absl::StrCat("the app is not allowed the ", grant_type, " grant type"));
+    return;
+  }
+
+  json answer;
+  absl::MutexLock lock(&mu_);
+  const int lifetime = token_lifetime_seconds_;
+  // Re-read the app: it may have changed since AuthenticateClient.
+  auto app_it = apps_.find(app->app.client_id);
+  if (app_it == apps_.end()) return;
+  const AppState& current = app_it->second;
+  const absl::Time now = absl::Now();
+  std::string user_id;
+  std::vector<std::string> scopes;
+  bool with_refresh = false;
+  if (grant_type == "authorization_code") {
+    const std::string code = ParamOr(*params, "code");
+    const std::string redirect_uri = ParamOr(*params, "redirect_uri");
+    if (code.empty() || redirect_uri.empty()) {
+      SetOAuthError(res, 400, "invalid_request",
+                    "code and redirect_uri are required");
+      return;
+    }
+    auto it = codes_.find(code);
+    if (it == codes_.end() || it->second.client_id != current.app.client_id) {
+      SetOAuthError(res, 400, "invalid_grant", "unknown authorization code");
+      return;
+    }
+    CodeRecord& record = it->second;
+    if (record.used) {
+      SetOAuthError(res, 400, "invalid_grant",
+                    "the authorization code was already used");
+      return;
+    }
+    if (record.expires <= now || record.generation != current.generation) {
+      SetOAuthError(res, 400, "invalid_grant",
+                    "the authorization code expired or was revoked");
+      return;
+    }
+    if (record.redirect_uri != redirect_uri) {
+      SetOAuthError(res, 400, "invalid_grant",
+                    "redirect_uri differs from the one sent to authorize");
+      return;
+    }
+    record.used = true;
+    user_id = record.user_id;
+    scopes = record.scopes;
+    with_refresh = std::find(scopes.begin(), scopes.end(), "offline_access") !=
+                   scopes.end();
+  } else if (grant_type == "refresh_token") {
+    const std::string refresh = ParamOr(*params, "refresh_token");
+    if (refresh.empty()) {
+      SetOAuthError(res, 400, "invalid_request", "refresh_token is required");
+      return;
+    }
+    auto it = tokens_.find(refresh);
+    if (it == tokens_.end() || it->second.kind != TokenKind::kRefresh ||
+        it->second.client_id != current.app.client_id) {
+      SetOAuthError(res, 400, "invalid_grant", "unknown refresh token");
+      return;
+    }
+    TokenRecord& record = it->second;
+    if (record.revoked || record.generation != current.generation) {
+      SetOAuthError(res, 400, "invalid_grant",
+                    "the refresh token was revoked or already used");
+      return;
+    }
+    if (record.expires <= now) {
+      SetOAuthError(res, 400, "invalid_grant", "the refresh token expired");
+      return;
+    }
+    user_id = record.user_id;
+    scopes = record.scopes;
+    with_refresh = fixture_.rotate_refresh_tokens;
+    if (with_refresh) record.revoked = true;
+  }
+  answer["access_token"] = IssueToken(TokenKind::kAccess, current, user_id,
+                                      scopes, absl::Seconds(lifetime));
+  answer["token_type"] = "bearer";
+  answer["expires_in"] = lifetime;
+  if (with_refresh) {
+    answer["refresh_token"] = IssueToken(TokenKind::kRefresh, current, user_id,
+                                         scopes, kRefreshTokenLifetime);
+  }
+  SetJson(res, 200, answer);
+}
+
+void Emulator::Impl::HandleAuthorize(const httplib::Request& req,
+                                     httplib::Response& res) {
+  auto fail = [&res](absl::string_view message) {
+    res.status = 400;
+    res.set_content(absl::StrCat("authorize request rejected: ", message, "\n"),
+                    "text/plain");
+  };
+  const std::string client_id = req.get_param_value("client_id");
+  const std::string response_type = req.get_param_value("response_type");
+  std::string redirect_uri = req.get_param_value("redirect_uri");
+  const std::string state = req.get_param_value("state");
+  const std::string login_hint = req.get_param_value("login_hint");
+  if (client_id.empty()) return fail("client_id is required");
+  if (response_type != "code") {
+    return fail("response_type must be \"code\"");
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) return fail("unknown client_id " + client_id);
+  const AppState& app = it->second;
+  const auto& grants = app.app.grant_types;
+  if (std::find(grants.begin(), grants.end(), "authorization_code") ==
+      grants.end()) {
+    return fail("the app " + client_id +
+                " is not allowed the authorization_code grant");
+  }
+  const auto& uris = app.app.redirect_uris;
+  if (redirect_uri.empty()) {
+    if (uris.size() != 1) {
+      return fail("redirect_uri is required (the app has " +
+                  std::to_string(uris.size()) + " registered)");
+    }
+    redirect_uri = uris[0];
+  } else if (std::find(uris.begin(), uris.end(), redirect_uri) == uris.end()) {
+    return fail("redirect_uri " + redirect_uri +
+                " is not registered for the app " + client_id);
+  }
+  std::vector<std::string> scopes =
+      absl::StrSplit(req.get_param_value("scope"), ' ', absl::SkipEmpty());
+  for (const std::string& scope : scopes) {
+    if (scope == "offline_access" &&
+        std::find(grants.begin(), grants.end(), "refresh_token") ==
+            grants.end()) {
+      return fail("offline_access needs the refresh_token grant on the app");
+    }
+    if (ImplicitScopes().count(scope) != 0) continue;
+    bool assigned = false;
+    for (const ScopeGrant& grant : app.app.scopes) {
+      assigned = assigned || grant.scope == scope;
+    }
+    if (!assigned) {
+      return fail("scope " + scope + " is not assigned to the app " +
+                  client_id);
+    }
+  }
+  const UserFixture* user = nullptr;
+  for (const UserFixture& u : fixture_.users) {
+    if (login_hint.empty() || u.username == login_hint || u.id == login_hint) {
+      user = &u;
+      break;
+    }
+  }
+  if (user == nullptr) {
+    return fail(login_hint.empty() ? "the fixture has no users"
+                                   : "no user named " + login_hint);
+  }
+  const std::string code = RandomToken(16);
+  codes_[code] = CodeRecord{client_id,      user->id,
+                            redirect_uri,   std::move(scopes),
+                            app.generation, absl::Now() + kCodeLifetime,
+                            false};
+  std::string location = redirect_uri;
+  location += redirect_uri.find('?') == std::string::npos ? '?' : '&';
+  location += "code=" + code;
+  if (!state.empty()) {
+    location += "&state=" + httplib::detail::encode_query_param(state);
+  }
+  res.set_redirect(location, 302);
+}
+
+void Emulator::Impl::HandleRevoke(const httplib::Request& req,
+                                  httplib::Response& res) {
+  absl::StatusOr<Params> params = ParseBodyParams(req);
+  if (!params.ok()) {
+    SetOAuthError(res, 400, "invalid_request", params.status().message());
+    return;
+  }
+  std::optional<AppState> app = AuthenticateClient(req, *params, res);
+  if (!app.has_value()) return;
+  const std::string token = ParamOr(*params, "token");
+  if (token.empty()) {
+    SetOAuthError(res, 400, "invalid_request", "token is required");
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = tokens_.find(token);
+  // RFC 7009: unknown tokens and other clients' tokens are answered 200 too.
+  if (it != tokens_.end() && it->second.client_id == app->app.client_id) {
+    it->second.revoked = true;
+  }
+  res.status = 200;
+}
+
+std::optional<Emulator::Impl::Grant> Emulator::Impl::Authenticate(
+    const httplib::Request& req, httplib::Response& res) {
+  auto unauthorized = [&res](absl::string_view message) {
+    res.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    SetMessage(res, 401, message);
+    return std::nullopt;
+  };
+  const std::string auth = req.get_header_value("Authorization");
+  if (!absl::StartsWithIgnoreCase(auth, "bearer ")) {
+    return unauthorized(
+        "Unauthorized: send Authorization: Bearer <access token>");
+  }
+  const std::string token(absl::StripAsciiWhitespace(auth.substr(7)));
+  absl::MutexLock lock(&mu_);
+  auto it = tokens_.find(token);
+  if (it == tokens_.end() || it->second.kind != TokenKind::kAccess) {
+    return unauthorized("Unauthorized: unknown access token");
+  }
+  const TokenRecord& record = it->second;
+  if (record.revoked) {
+    return unauthorized("Unauthorized: the access token was revoked");
+  }
+  if (record.expires <= absl::Now()) {
+    return unauthorized("Unauthorized: the access token expired");
+  }
+  auto app = apps_.find(record.client_id);
+  if (app == apps_.end() || app->second.generation != record.generation) {
+    return unauthorized(
+        "Unauthorized: the access token was invalidated (the app's scopes "
+        "changed or the app was revoked); get a new token");
+  }
+  Grant grant;
+  grant.client_id = record.client_id;
+  grant.user_id = record.user_id;
+  grant.app_name = app->second.app.name;
+  grant.app_org = app->second.app.org_id;
+  for (const ScopeGrant& scope : app->second.app.scopes) {
+    // User tokens hold only the assigned scopes that were requested.
+    if (record.user_id.empty() ||
+        std::find(record.scopes.begin(), record.scopes.end(), scope.scope) !=
+            record.scopes.end()) {
+      grant.scopes.push_back(scope);
+    }
+  }
+  return grant;
+}
+
+bool Emulator::Impl::Authorize(const Grant& grant,
+                               const std::vector<std::string>& any_of,
+                               const std::string& org, const std::string& env,
+                               httplib::Response& res) {
+  for (const std::string& wanted : any_of) {
+    if (wanted == "profile") return true;
+    for (const ScopeGrant& scope : grant.scopes) {
+      if (scope.scope != wanted) continue;
+      if (!scope.org.empty() && !org.empty() && scope.org != org) continue;
+      if (!scope.env.empty() && !env.empty() && scope.env != env) continue;
+      return true;
+    }
+  }
+  std::string context;
+  if (!org.empty()) absl::StrAppend(&context, " in organization ", org);
+  if (!env.empty()) absl::StrAppend(&context, " and environment ", env);
+  SetJson(res, 403,
+          json{{"message",
+                absl::StrCat("Forbidden: the connected app ", grant.client_id,
+                             " lacks the scope ", absl::StrJoin(any_of, " or "),
+                             context,
+                             "; assign it to the app in Access Management")},
+               {"missing_scope", any_of.front()}});
+  return false;
+}
+
+void Emulator::Impl::HandleUserinfo(const httplib::Request& req,
+                                    httplib::Response& res) {
+  std::optional<Grant> grant = Authenticate(req, res);
+  if (!grant.has_value()) return;
+  if (grant->user_id.empty()) {
+    SetMessage(res, 403,
+               "Forbidden: userinfo needs a user token (authorization_code "
+               "grant); this token was issued to the app itself");
+    return;
+  }
+  for (const UserFixture& user : fixture_.users) {
+    if (user.id != grant->user_id) continue;
+    SetJson(res, 200,
+            json{{"sub", user.id},
+                 {"username", user.username},
+                 {"preferred_username", user.username},
+                 {"organization_id", user.org_id}});
+    return;
+  }
+  SetMessage(res, 404, "the token's user is not in the fixture");
+}
+
+void Emulator::Impl::HandleDiscovery(const httplib::Request& req,
+                                     httplib::Response& res) {
+  std::string base = base_url();
+  const std::string host = req.get_header_value("Host");
+  if (!host.empty()) base = "http://" + host;
+  const std::string oauth = base + "/accounts/api/v2/oauth2";
+  SetJson(res, 200,
+          json{{"issuer", oauth},
+               {"authorization_endpoint", oauth + "/authorize"},
+               {"token_endpoint", oauth + "/token"},
+               {"userinfo_endpoint", oauth + "/userinfo"},
+               {"revocation_endpoint", oauth + "/revoke"},
+               {"jwks_uri", oauth + "/certs"},
+               {"response_types_supported", {"code"}},
+               {"grant_types_supported",
+                {"authorization_code", "refresh_token", "client_credentials"}},
+               {"subject_types_supported", {"public"}},
+               {"id_token_signing_alg_values_supported", {"RS256"}},
+               {"scopes_supported",
+                {"openid", "profile", "email", "offline_access"}},
+               {"token_endpoint_auth_methods_supported",
+                {"client_secret_post", "client_secret_basic"}}});
+}
+
+// ---------------------------------------------------------------------------
+// Resources
+
+const OrgFixture* Emulator::Impl::FindOrg(const std::string& id) const {
+  for (const OrgFixture& org : fixture_.organizations) {
+    if (org.id == id) return &org;
+  }
+  return nullptr;
+}
+
+void Emulator::Impl::HandleMe(const httplib::Request& req,
+                              httplib::Response& res) {
+  std::optional<Grant> grant = Authenticate(req, res);
+  if (!grant.has_value()) return;  // profile is always granted
+  if (grant->user_id.empty()) {
+    SetJson(res, 200,
+            json{{"client",
+                  {{"client_id", grant->client_id},
+                   {"name", grant->app_name},
+                   {"org_id", grant->app_org}}}});
+    return;
+  }
+  for (const UserFixture& user : fixture_.users) {
+    if (user.id != grant->user_id) continue;
+    const OrgFixture* org = FindOrg(user.org_id);
+    SetJson(res, 200,
+            json{{"user",
+                  {{"id", user.id},
+                   {"username", user.username},
+                   {"organization",
+                    {{"id", user.org_id},
+                     {"name", org == nullptr ? "" : org->name}}}}}});
+    return;
+  }
+  SetMessage(res, 404, "the token's user is not in the fixture");
+}
+
+void Emulator::Impl::HandleEnvironments(const httplib::Request& req,
+                                        httplib::Response& res) {
+  std::optional<Grant> grant = Authenticate(req, res);
+  if (!grant.has_value()) return;
+  const std::string org_id = req.matches[1];
+  if (!Authorize(*grant, {"view:environment", "read:orgenvironments"}, org_id,
+                 "", res)) {
+    return;
+  }
+  const OrgFixture* org = FindOrg(org_id);
+  if (org == nullptr) {
+    SetMessage(res, 404, "organization " + org_id + " not found");
+    return;
+  }
+  json data = json::array();
+  for (const EnvironmentFixture& env : org->environments) {
+    data.push_back({{"id", env.id},
+                    {"name", env.name},
+                    {"organizationId", org->id},
+                    {"isProduction", env.is_production},
+                    {"type", env.type}});
+  }
+  SetJson(res, 200, json{{"data", data}, {"total", data.size()}});
+}
+
+void Emulator::Impl::HandleProjects(const httplib::Request& req,
+                                    httplib::Response& res) {
+  std::optional<Grant> grant = Authenticate(req, res);
+  if (!grant.has_value()) return;
+  const std::string org_id = req.get_header_value("X-ORGANIZATION-ID");
+  if (org_id.empty()) {
+    SetMessage(res, 400, "the X-ORGANIZATION-ID header is required");
+    return;
+  }
+  if (!Authorize(*grant, {"view:design_center", "edit:design_center"}, org_id,
+                 "", res)) {
+    return;
+  }
+  json out = json::array();
+  for (const DesignCenterProjectFixture& p : fixture_.design_center_projects) {
+    if (p.org_id != org_id) continue;
+    out.push_back({{"id", p.id},
+                   {"name", p.name},
+                   {"organizationId", p.org_id},
+                   {"createdBy", p.owner_id},
+                   {"type", "raml"}});
+  }
+  SetJson(res, 200, out);
+}
+
+void Emulator::Impl::HandleExchange(const httplib::Request& req,
+                                    httplib::Response& res) {
+  std::optional<Grant> grant = Authenticate(req, res);
+  if (!grant.has_value()) return;
+  const std::string org_id = req.get_param_value("organizationId");
+  if (!Authorize(*grant, {"read:exchange", "manage:exchange"}, org_id, "",
+                 res)) {
+    return;
+  }
+  int offset = 0, limit = 20;
+  if ((req.has_param("offset") &&
+       !absl::SimpleAtoi(req.get_param_value("offset"), &offset)) ||
+      (req.has_param("limit") &&
+       !absl::SimpleAtoi(req.get_param_value("limit"), &limit)) ||
+      offset < 0 || limit < 1 || limit > 250) {
+    SetMessage(res, 400, "offset must be >= 0 and limit between 1 and 250");
+    return;
+  }
+  const std::string search =
+      absl::AsciiStrToLower(req.get_param_value("search"));
+  json out = json::array();
+  int index = 0;
+  for (const ExchangeAssetFixture& a : fixture_.exchange_assets) {
+    if (!org_id.empty() && a.org_id != org_id) continue;
+    if (!search.empty() &&
+        !absl::StrContains(absl::AsciiStrToLower(a.name), search) &&
+        !absl::StrContains(absl::AsciiStrToLower(a.asset_id), search)) {
+      continue;
+    }
+    if (index++ < offset) continue;
+    if (static_cast<int>(out.size()) >= limit) break;
+    out.push_back({{"groupId", a.group_id},
+                   {"assetId", a.asset_id},
+                   {"version", a.version},
+                   {"name", a.name},
+                   {"organizationId", a.org_id}});
+  }
+  SetJson(res, 200, out);
+}
+
+void Emulator::Impl::HandleCloudHub(const httplib::Request& req,
+                                    httplib::Response& res) {
+  std::optional<Grant> grant = Authenticate(req, res);
+  if (!grant.has_value()) return;
+  const std::string org_id = req.get_header_value("X-ANYPNT-ORG-ID");
+  const std::string env_id = req.get_header_value("X-ANYPNT-ENV-ID");
+  if (org_id.empty() || env_id.empty()) {
+    SetMessage(res, 400,
+               "the X-ANYPNT-ORG-ID and X-ANYPNT-ENV-ID headers are required");
+    return;
+  }
+  if (!Authorize(*grant, {"read:applications", "admin:cloudhub"}, org_id,
+                 env_id, res)) {
+    return;
+  }
+  json out = json::array();
+  for (const CloudHubAppFixture& a : fixture_.cloudhub_applications) {
+    if (a.org_id != org_id || a.env_id != env_id) continue;
+    out.push_back({{"domain", a.domain},
+                   {"status", a.status},
+                   {"fullDomain", a.domain + ".cloudhub.io"}});
+  }
+  SetJson(res, 200, out);
+}
+
+void Emulator::Impl::HandleEcho(const httplib::Request& req,
+                                httplib::Response& res, bool authed) {
+  std::optional<Grant> grant;
+  if (authed) {
+    grant = Authenticate(req, res);
+    if (!grant.has_value()) return;
+  }
+  int status = 200;
+  if (req.has_param("status") &&
+      (!absl::SimpleAtoi(req.get_param_value("status"), &status) ||
+       status < 200 || status > 599)) {
+    SetMessage(res, 400, "status must be an integer between 200 and 599");
+    return;
+  }
+  if (req.has_param("bytes")) {
+    size_t bytes = 0;
+    if (!absl::SimpleAtoi(req.get_param_value("bytes"), &bytes) ||
+        bytes > kMaxEchoBytes) {
+      SetMessage(
+          res, 400,
+          absl::StrCat("bytes must be an integer up to ", kMaxEchoBytes));
+      return;
+    }
+    res.status = status;
+    res.set_content(std::string(bytes, 'x'), "application/octet-stream");
+    return;
+  }
+  json headers = json::array();
+  for (const auto& [name, value] : req.headers) {
+    // httplib adds the peer's and its own address as pseudo-headers.
+    if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" ||
+        name == "LOCAL_ADDR" || name == "LOCAL_PORT") {
+      continue;
+    }
+    headers.push_back({name, value});
+  }
+  // From the target, not req.params: httplib merges a form body into params.
+  json query = json::array();
+  const size_t question = req.target.find('?');
+  if (question != std::string::npos) {
+    for (absl::string_view pair :
+         absl::StrSplit(absl::string_view(req.target).substr(question + 1), '&',
+                        absl::SkipEmpty())) {
+      const size_t eq = pair.find('=');
+      query.push_back(
+          {httplib::detail::decode_url(std::string(pair.substr(0, eq)), true),
+           eq == absl::string_view::npos
+               ? ""
+               : httplib::detail::decode_url(std::string(pair.substr(eq + 1)),
+                                             true)});
+    }
+  }
+  json out = {{"method", req.method},
+              {"path", req.path},
+              {"target", req.target},
+              {"query", query},
+              {"headers", headers}};
+  if (IsValidUtf8(req.body)) {
+    out["body"] = req.body;
+  } else {
+    out["body_base64"] = absl::Base64Escape(req.body);
+  }
+  if (grant.has_value()) {
+    out["client_id"] = grant->client_id;
+    if (!grant->user_id.empty()) out["user_id"] = grant->user_id;
+  }
+  SetJson(res, status, out);
+}
+
+// ---------------------------------------------------------------------------
+// Control API
+
+namespace {
+
+absl::StatusOr<json> ParseControlBody(const httplib::Request& req) {
+  const json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return absl::InvalidArgumentError("the body must be a JSON object");
+  }
+  return body;
+}
+
+absl::Status GetInt(const json& body, const char* key, int* out, int min,
+                    int max) {
+  if (!body.contains(key)) return absl::OkStatus();
+  const json& value = body[key];
+  if (!value.is_number_integer() || value.get<int64_t>() < min ||
+      value.get<int64_t>() > max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", key, "\" must be an integer between ", min, " and ", max));
+  }
+  *out = value.get<int>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Fault> ParseFault(const json& body) {
+  static const std::set<std::string> kEndpoints = {
+      "token",     "revoke",   "userinfo", "authorize",
+      "discovery", "resource", "echo",     "*"};
+  static const std::set<std::string> kKeys = {
+      "endpoint", "kind", "count", "latency_ms", "retry_after_seconds"};
+  for (const auto& [key, value] : body.items()) {
+    if (kKeys.count(key) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown key \"", key,
+          "\" (use endpoint, kind, count, latency_ms, retry_after_seconds)"));
+    }
+  }
+  Fault fault;
+  if (body.contains("endpoint")) {
+    if (!body["endpoint"].is_string() ||
+        kEndpoints.count(body["endpoint"].get<std::string>()) == 0) {
+      return absl::InvalidArgumentError(
+          "\"endpoint\" must be one of token, revoke, userinfo, authorize, "
+          "discovery, resource, echo, *");
+    }
+    fault.endpoint = body["endpoint"].get<std::string>();
+  }
+  if (!body.contains("kind") || !body["kind"].is_string()) {
+    return absl::InvalidArgumentError("\"kind\" (a string) is required");
+  }
+  absl::StatusOr<FaultKind> kind =
+      ParseFaultKind(body["kind"].get<std::string>());
+  if (!kind.ok()) return kind.status();
+  fault.kind = *kind;
+  absl::Status status = GetInt(body, "count", &fault.count, -1, 1000000);
+  if (status.ok()) {
+    status = GetInt(body, "latency_ms", &fault.latency_ms, 0, 600000);
+  }
+  if (status.ok()) {
+    status = GetInt(body, "retry_after_seconds", &fault.retry_after_seconds, 0,
+                    86400);
+  }
+  if (!status.ok()) return status;
+  if (fault.count == 0) {
+    return absl::InvalidArgumentError(
+        "\"count\" must be -1 (until cleared) or positive");
+  }
+  return fault;
+}
+
+json CountersToJson(const Counters& counters) {
+  return json{{"token_requests_by_client", counters.token_requests_by_client},
+              {"requests_by_endpoint", counters.requests_by_endpoint},
+              {"connections", counters.connections},
+              {"tokens_issued", counters.tokens_issued}};
+}
+
+int HttpStatusOf(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+}  // namespace
+
+void Emulator::Impl::HandleControl(const std::string& what,
+                                   const httplib::Request& req,
+                                   httplib::Response& res) {
+  const json ok = {{"ok", true}};
+  if (what == "counters") {
+    SetJson(res, 200, CountersToJson(GetCounters()));
+    return;
+  }
+  if (what == "reset-counters") {
+    ResetCounters();
+    SetJson(res, 200, ok);
+    return;
+  }
+  if (what == "clear-faults") {
+    ClearFaults();
+    SetJson(res, 200, ok);
+    return;
+  }
+  if (what == "revoke") {
+    const absl::Status status = RevokeApp(req.matches[1]);
+    if (!status.ok())
+      return SetMessage(res, HttpStatusOf(status), status.message());
+    SetJson(res, 200, ok);
+    return;
+  }
+  absl::StatusOr<json> body = ParseControlBody(req);
+  if (!body.ok()) return SetMessage(res, 400, body.status().message());
+  absl::Status status;
+  if (what == "scopes") {
+    const json& scopes = (*body)["scopes"];
+    if (!body->contains("scopes") || !scopes.is_array()) {
+      return SetMessage(res, 400, "\"scopes\" (a list) is required");
+    }
+    std::vector<ScopeGrant> grants;
+    for (const json& s : scopes) {
+      ScopeGrant grant;
+      if (s.is_string()) {
+        grant.scope = s.get<std::string>();
+      } else if (s.is_object() && s.contains("scope") &&
+                 s["scope"].is_string()) {
+        grant.scope = s["scope"].get<std::string>();
+        for (const char* key : {"org", "env"}) {
+          if (!s.contains(key) || s[key].is_null()) continue;
+          if (!s[key].is_string()) {
+            return SetMessage(res, 400,
+                              absl::StrCat("\"", key, "\" must be a string"));
+          }
+          (key[0] == 'o' ? grant.org : grant.env) = s[key].get<std::string>();
+        }
+      }
+      if (grant.scope.empty()) {
+        return SetMessage(res, 400,
+                          "each scope must be {\"scope\":\"...\",\"org\":..,"
+                          "\"env\":..} with a non-empty scope");
+      }
+      grants.push_back(std::move(grant));
+    }
+    status = SetAppScopes(req.matches[1], std::move(grants));
+  } else if (what == "secret") {
+    if (!body->contains("client_secret") ||
+        !(*body)["client_secret"].is_string()) {
+      return SetMessage(res, 400, "\"client_secret\" (a string) is required");
+    }
+    status = SetClientSecret(req.matches[1],
+                             (*body)["client_secret"].get<std::string>());
+  } else if (what == "token-lifetime") {
+    int seconds = 0;
+    if (!body->contains("seconds")) {
+      return SetMessage(res, 400, "\"seconds\" is required");
+    }
+    status = GetInt(*body, "seconds", &seconds, 1, 86400 * 365);
+    if (status.ok()) SetTokenLifetime(seconds);
+  } else if (what == "add-fault") {
+    absl::StatusOr<Fault> fault = ParseFault(*body);
+    status = fault.status();
+    if (fault.ok()) AddFault(*std::move(fault));
+  }
+  if (!status.ok())
+    return SetMessage(res, HttpStatusOf(status), status.message());
+  SetJson(res, 200, ok);
+}
+
+// ---------------------------------------------------------------------------
+// Emulator
+
+Emulator::Emulator(Fixture fixture)
+    : impl_(std::make_unique<Impl>(std::move(fixture))) {}
+Emulator::~Emulator() { impl_->Stop(); }
+absl::Status Emulator::Start(const Options& options) {
+  return impl_->Start(options);
+}
+void Emulator::Stop() { impl_->Stop(); }
+int Emulator::port() const { return impl_->port(); }
+std::string Emulator::base_url() const { return impl_->base_url(); }
+absl::Status Emulator::SetAppScopes(const std::string& client_id,
+                                    std::vector<ScopeGrant> scopes) {
+  return impl_->SetAppScopes(client_id, std::move(scopes));
+}
+absl::Status Emulator::RevokeApp(const std::string& client_id) {
+  return impl_->RevokeApp(client_id);
+}
+absl::Status Emulator::SetClientSecret(const std::string& client_id,
+                                       const std::string& secret) {
+  return impl_->SetClientSecret(client_id, secret);
+}
+void Emulator::SetTokenLifetime(int seconds) {
+  impl_->SetTokenLifetime(seconds);
+}
+void Emulator::AddFault(Fault fault) { impl_->AddFault(std::move(fault)); }
+void Emulator::ClearFaults() { impl_->ClearFaults(); }
+Counters Emulator::GetCounters() const { return impl_->GetCounters(); }
+void Emulator::ResetCounters() { impl_->ResetCounters(); }
+
+}  // namespace tokenbroker::emulator
