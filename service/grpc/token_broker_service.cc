@@ -107,8 +107,10 @@ class WatchReactor final
     std::string app;
   };
 
-  void OnToken(const absl::StatusOr<TokenPtr>& result)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+  // Called by the cache's listener with the State's lock held (the analysis
+  // cannot see that `state->reactor->state_` is `state`).
+  void OnToken(const absl::StatusOr<TokenPtr>& result) {
+    state_->mu.AssertHeld();
     if (finishing_) return;
     if (!result.ok()) {
       pending_status_ = ToGrpcStatus(result.status());
