@@ -280,6 +280,19 @@ void TokenCache::Unwatch(uint64_t watch_id) {
   watch_keys_.erase(id_it);
 }
 
+void TokenCache::Invalidate(const TokenRequest& request,
+                            absl::string_view access_token) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(CacheKey(request));
+  if (it == entries_.end()) return;
+  Entry& entry = *it->second;
+  if (entry.token != nullptr && entry.token->access_token == access_token) {
+    LogInfo("dropping a token the server rejected",
+            {{"app", request.app}, {"token", TokenFingerprint(access_token)}});
+    entry.token = nullptr;
+  }
+}
+
 std::vector<TokenPtr> TokenCache::DropApp(absl::string_view app) {
   std::vector<TokenPtr> dropped;
   Pending pending;

@@ -112,6 +112,11 @@ class TokenCache {
   // calls `done` with the result (joins a fetch already in flight).
   void Refresh(const TokenRequest& request, TokenResultCallback done);
 
+  // Forgets the cached token of `request` if it is still `access_token`
+  // (Anypoint answered 401 to it), so that the next Get() fetches a new one
+  // (still one fetch per key). A token already replaced is left alone.
+  void Invalidate(const TokenRequest& request, absl::string_view access_token);
+
   // Drops every entry of `app`; waiters get CANCELLED. Returns the tokens
   // that were cached (to be revoked upstream).
   std::vector<TokenPtr> DropApp(absl::string_view app);

@@ -285,6 +285,21 @@ TEST_F(TokenCacheTest, DropAppCancelsWaitersAndForgetsTokens) {
   EXPECT_EQ(cache_->Lookup(CacheKey(request_), absl::Seconds(30)), nullptr);
 }
 
+TEST_F(TokenCacheTest, InvalidateDropsOnlyTheRejectedToken) {
+  Get();
+  std::string first = source_.Succeed();
+  cache_->Invalidate(request_, "some-other-token");
+  EXPECT_TRUE(Get().done());
+  cache_->Invalidate(request_, first);
+  Result a = Get();
+  Result b = Get();
+  EXPECT_FALSE(a.done());
+  EXPECT_EQ(source_.fetch_count(), 2);  // One fetch for both callers.
+  std::string second = source_.Succeed();
+  EXPECT_EQ(a.token(), second);
+  EXPECT_EQ(b.token(), second);
+}
+
 TEST_F(TokenCacheTest, SnapshotNeverHoldsTheToken) {
   Get();
   std::string token = source_.Succeed();
