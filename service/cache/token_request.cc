@@ -47,7 +47,8 @@ std::vector<std::string> Missing(const AppConfig& app,
 
 absl::StatusOr<ResolvedTokenRequest> ResolveTokenRequest(
     const Config& config, absl::string_view app,
-    std::vector<std::string> scopes) {
+    std::vector<std::string> scopes,
+    const std::function<bool(const AppConfig&)>& usable) {
   if (!app.empty() && !IsValidAppName(app)) {
     return absl::InvalidArgumentError(
         "app: must be 1 to 64 characters of letters, digits, '.', '_' or '-'");
@@ -68,12 +69,21 @@ absl::StatusOr<ResolvedTokenRequest> ResolveTokenRequest(
 
   const AppConfig* chosen = nullptr;
   if (app.empty()) {
+    bool covered = false;
     for (const AppConfig& candidate : config.apps) {
       if (!Missing(candidate, scopes).empty()) continue;
+      covered = true;
+      if (usable && !usable(candidate)) continue;
       if (chosen == nullptr ||
           candidate.scopes.size() < chosen->scopes.size()) {
         chosen = &candidate;  // Apps are sorted by name: ties keep the first.
       }
+    }
+    if (chosen == nullptr && covered) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("no app granted to this caller holds the scopes [",
+                       absl::StrJoin(scopes, " "),
+                       "]; ask the broker's operators for a grant"));
     }
     if (chosen == nullptr) {
       return absl::NotFoundError(absl::StrCat(

@@ -1,6 +1,7 @@
 #ifndef TOKENBROKER_SERVICE_CACHE_TOKEN_REQUEST_H_
 #define TOKENBROKER_SERVICE_CACHE_TOKEN_REQUEST_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,8 @@ struct ResolvedTokenRequest {
 
 // Validates `app` and `scopes` and maps them to the upstream request:
 // - `app` empty: the app with the fewest scopes (then the first by name)
-//   whose scopes cover `scopes`.
+//   whose scopes cover `scopes` and that `usable` accepts (all, if null);
+//   PERMISSION_DENIED if apps cover the scopes but none is usable.
 // - every requested scope must be held by the app (`profile` always is).
 // - the upstream scopes are the requested ones (or the app's, if none were
 //   requested) for apps with `send_scope`, and none otherwise.
@@ -28,7 +30,8 @@ struct ResolvedTokenRequest {
 // The returned pointer is valid as long as `config` is.
 absl::StatusOr<ResolvedTokenRequest> ResolveTokenRequest(
     const Config& config, absl::string_view app,
-    std::vector<std::string> scopes);
+    std::vector<std::string> scopes,
+    const std::function<bool(const AppConfig&)>& usable = nullptr);
 
 }  // namespace tokenbroker
 

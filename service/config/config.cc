@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -503,7 +506,10 @@ class Parser {
 
   absl::Status ParseListen(const Field& field, ListenConfig* listen) const {
     FieldMap keys;
-    TB_CONFIG_RETURN_IF_ERROR(ReadMap(field, {"grpc"}, &keys));
+    TB_CONFIG_RETURN_IF_ERROR(ReadMap(field, {"grpc", "tls"}, &keys));
+    if (auto it = keys.find("tls"); it != keys.end()) {
+      TB_CONFIG_RETURN_IF_ERROR(ParseTls(it->second, &listen->tls));
+    }
     if (auto it = keys.find("grpc"); it != keys.end()) {
       TB_CONFIG_ASSIGN_OR_RETURN(listen->grpc, Token(it->second));
       absl::string_view address = listen->grpc;
@@ -522,6 +528,253 @@ class Parser {
                                     "unix:PATH"));
         }
       }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ParseTls(const Field& field, TlsConfig* tls) const {
+    FieldMap keys;
+    TB_CONFIG_RETURN_IF_ERROR(
+        ReadMap(field, {"cert_file", "key_file", "client_ca_file"}, &keys));
+    for (const auto& [name, target] :
+         std::vector<std::pair<absl::string_view, std::string*>>{
+             {"cert_file", &tls->cert_file},
+             {"key_file", &tls->key_file},
+             {"client_ca_file", &tls->client_ca_file}}) {
+      if (auto it = keys.find(std::string(name)); it != keys.end()) {
+        TB_CONFIG_ASSIGN_OR_RETURN(*target, Token(it->second));
+      }
+    }
+    if (tls->cert_file.empty() || tls->key_file.empty()) {
+      return Error(field,
+                   "cert_file and key_file are both required (PEM files of "
+                   "the broker's certificate chain and private key)");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ParseAudit(const Field& field, AuditConfig* audit) const {
+    FieldMap keys;
+    TB_CONFIG_RETURN_IF_ERROR(ReadMap(field, {"path", "fail_closed"}, &keys));
+    if (auto it = keys.find("path"); it != keys.end()) {
+      TB_CONFIG_ASSIGN_OR_RETURN(audit->path, Token(it->second));
+    }
+    if (auto it = keys.find("fail_closed"); it != keys.end()) {
+      TB_CONFIG_ASSIGN_OR_RETURN(audit->fail_closed, Bool(it->second));
+    }
+    return absl::OkStatus();
+  }
+
+  // "METHOD /path/pattern".
+  absl::StatusOr<RouteRule> Route(const Field& field) const {
+    std::string text;
+    TB_CONFIG_ASSIGN_OR_RETURN(text, String(field));
+    constexpr absl::string_view kHint =
+        "; write \"METHOD /path\", e.g. \"GET /accounts/api/organizations/*/"
+        "environments\" (METHOD may be *; * matches one path segment, a final "
+        "** the rest)";
+    std::vector<std::string> parts =
+        absl::StrSplit(text, ' ', absl::SkipEmpty());
+    if (parts.size() != 2) {
+      return Error(field, absl::StrCat("'", text, "' is not a route", kHint));
+    }
+    RouteRule rule;
+    rule.text = text;
+    rule.method = parts[0];
+    static const std::set<std::string>* const kMethods =
+        new std::set<std::string>{"*",   "GET",   "HEAD",  "POST",
+                                  "PUT", "PATCH", "DELETE"};
+    if (kMethods->count(rule.method) == 0) {
+      return Error(field, absl::StrCat("'", rule.method,
+                                       "' is not GET, HEAD, POST, PUT, "
+                                       "PATCH, DELETE or *",
+                                       kHint));
+    }
+    absl::string_view path = parts[1];
+    if (!absl::ConsumePrefix(&path, "/") ||
+        path.find_first_of("?#%\\") != absl::string_view::npos) {
+      return Error(field,
+                   absl::StrCat("'", parts[1],
+                                "' must be a plain path starting with '/' "
+                                "(no query, fragment, '%' or '\\')",
+                                kHint));
+    }
+    rule.segments = absl::StrSplit(path, '/');
+    for (size_t i = 0; i < rule.segments.size(); ++i) {
+      const std::string& segment = rule.segments[i];
+      if (segment == "." || segment == "..") {
+        return Error(field, absl::StrCat("'", parts[1],
+                                         "' must not contain . or .. "
+                                         "segments"));
+      }
+      if (segment == "**" && i + 1 != rule.segments.size()) {
+        return Error(field, absl::StrCat("'", parts[1],
+                                         "': ** is allowed only as the last "
+                                         "segment"));
+      }
+      if (segment != "*" && segment != "**" &&
+          absl::StrContains(segment, '*')) {
+        return Error(field, absl::StrCat("'", parts[1],
+                                         "': * must stand alone in a "
+                                         "segment"));
+      }
+    }
+    return rule;
+  }
+
+  absl::StatusOr<AppGrant> ParseGrant(const Field& field,
+                                      const std::vector<AppConfig>& apps) const {
+    FieldMap keys;
+    TB_CONFIG_RETURN_IF_ERROR(
+        ReadMap(field, {"app", "scopes", "get_token", "routes"}, &keys));
+    AppGrant grant;
+    auto it = keys.find("app");
+    if (it == keys.end()) {
+      return Error(field, "app is required: the name of a configured app");
+    }
+    TB_CONFIG_ASSIGN_OR_RETURN(grant.app, Token(it->second));
+    auto app = std::find_if(apps.begin(), apps.end(), [&](const AppConfig& a) {
+      return a.name == grant.app;
+    });
+    if (app == apps.end()) {
+      return Error(it->second, absl::StrCat("'", grant.app,
+                                            "' is not an app of this config "
+                                            "(see apps)"));
+    }
+    if (it = keys.find("scopes"); it != keys.end()) {
+      TB_CONFIG_ASSIGN_OR_RETURN(grant.scopes, TokenList(it->second));
+      std::sort(grant.scopes.begin(), grant.scopes.end());
+      grant.scopes.erase(std::unique(grant.scopes.begin(), grant.scopes.end()),
+                         grant.scopes.end());
+      if (std::binary_search(grant.scopes.begin(), grant.scopes.end(), "*")) {
+        if (grant.scopes.size() != 1) {
+          return Error(it->second, "'*' (every scope of the app) stands alone");
+        }
+        grant.scopes.clear();
+        grant.all_scopes = true;
+      }
+      for (const std::string& scope : grant.scopes) {
+        if (scope != "profile" &&
+            !std::binary_search(app->scopes.begin(), app->scopes.end(),
+                                scope)) {
+          return Error(it->second,
+                       absl::StrCat("scope '", scope, "' is not among app ",
+                                    app->name, "'s scopes [",
+                                    absl::StrJoin(app->scopes, " "), "]"));
+        }
+      }
+    }
+    if (it = keys.find("get_token"); it != keys.end()) {
+      TB_CONFIG_ASSIGN_OR_RETURN(grant.get_token, Bool(it->second));
+    }
+    if (it = keys.find("routes"); it != keys.end()) {
+      if (!it->second.node.IsSequence()) {
+        return Error(it->second, "must be a list of \"METHOD /path\" routes");
+      }
+      for (size_t i = 0; i < it->second.node.size(); ++i) {
+        const YAML::Node element = it->second.node[i];
+        Field item{element, element.Mark(),
+                   absl::StrCat(it->second.path, "[", i, "]")};
+        if (item.mark.is_null()) item.mark = it->second.mark;
+        RouteRule rule;
+        TB_CONFIG_ASSIGN_OR_RETURN(rule, Route(item));
+        grant.routes.push_back(std::move(rule));
+      }
+    }
+    return grant;
+  }
+
+  absl::Status ParseCallers(const Field& field,
+                            const std::vector<AppConfig>& apps,
+                            std::vector<CallerConfig>* callers) const {
+    if (!field.node.IsSequence()) {
+      return Error(field, absl::StrCat("must be a list of callers (each item "
+                                       "starting with '- name: ...'); got ",
+                                       Describe(field.node)));
+    }
+    std::map<std::string, std::string> owners;  // Identity or key -> caller.
+    for (size_t i = 0; i < field.node.size(); ++i) {
+      const YAML::Node element = field.node[i];
+      Field item{element, element.Mark(),
+                 absl::StrCat(field.path, "[", i, "]")};
+      if (item.mark.is_null()) item.mark = field.mark;
+      FieldMap keys;
+      TB_CONFIG_RETURN_IF_ERROR(ReadMap(
+          item, {"name", "identities", "bearer_key_sha256", "admin", "grants"},
+          &keys));
+      CallerConfig caller;
+      auto it = keys.find("name");
+      if (it == keys.end()) {
+        return Error(item, "name is required (used in audit records)");
+      }
+      TB_CONFIG_ASSIGN_OR_RETURN(caller.name, Token(it->second));
+      if (!IsValidAppName(caller.name)) {
+        return Error(it->second,
+                     absl::StrCat("'", caller.name,
+                                  "' is not a valid caller name; use 1 to 64 "
+                                  "letters, digits, '.', '_' or '-'"));
+      }
+      if (owners.count("name:" + caller.name) != 0) {
+        return Error(it->second, absl::StrCat("duplicate caller name '",
+                                              caller.name, "'"));
+      }
+      owners["name:" + caller.name] = caller.name;
+      if (it = keys.find("identities"); it != keys.end()) {
+        TB_CONFIG_ASSIGN_OR_RETURN(caller.identities, TokenList(it->second));
+        for (const std::string& identity : caller.identities) {
+          auto [pos, inserted] =
+              owners.emplace("id:" + identity, caller.name);
+          if (!inserted) {
+            return Error(it->second,
+                         absl::StrCat("identity '", identity,
+                                      "' is already given to caller ",
+                                      pos->second));
+          }
+        }
+      }
+      if (it = keys.find("bearer_key_sha256"); it != keys.end()) {
+        TB_CONFIG_ASSIGN_OR_RETURN(caller.bearer_key_sha256,
+                                   TokenList(it->second));
+        for (std::string& hash : caller.bearer_key_sha256) {
+          hash = absl::AsciiStrToLower(hash);
+          if (hash.size() != 64 ||
+              hash.find_first_not_of("0123456789abcdef") != std::string::npos) {
+            return Error(it->second,
+                         "each entry must be the 64 hex digits of a key's "
+                         "SHA-256 (sha256sum KEYFILE), never the key itself");
+          }
+          auto [pos, inserted] = owners.emplace("key:" + hash, caller.name);
+          if (!inserted) {
+            return Error(it->second,
+                         absl::StrCat("a key hash is already given to caller ",
+                                      pos->second));
+          }
+        }
+      }
+      if (it = keys.find("admin"); it != keys.end()) {
+        TB_CONFIG_ASSIGN_OR_RETURN(caller.admin, Bool(it->second));
+      }
+      if (it = keys.find("grants"); it != keys.end()) {
+        if (!it->second.node.IsSequence()) {
+          return Error(it->second, "must be a list of grants ('- app: ...')");
+        }
+        std::set<std::string> granted;
+        for (size_t j = 0; j < it->second.node.size(); ++j) {
+          const YAML::Node g = it->second.node[j];
+          Field grant_field{g, g.Mark(),
+                            absl::StrCat(it->second.path, "[", j, "]")};
+          if (grant_field.mark.is_null()) grant_field.mark = it->second.mark;
+          AppGrant grant;
+          TB_CONFIG_ASSIGN_OR_RETURN(grant, ParseGrant(grant_field, apps));
+          if (!granted.insert(grant.app).second) {
+            return Error(grant_field,
+                         absl::StrCat("app ", grant.app,
+                                      " is granted twice; merge the grants"));
+          }
+          caller.grants.push_back(std::move(grant));
+        }
+      }
+      callers->push_back(std::move(caller));
     }
     return absl::OkStatus();
   }
@@ -628,9 +881,14 @@ class Parser {
   absl::Status ParseDevelopment(const Field& field,
                                 DevelopmentConfig* development) const {
     FieldMap keys;
-    TB_CONFIG_RETURN_IF_ERROR(ReadMap(field, {"allow_inline_secrets"}, &keys));
+    TB_CONFIG_RETURN_IF_ERROR(ReadMap(
+        field, {"allow_inline_secrets", "insecure_plaintext"}, &keys));
     if (auto it = keys.find("allow_inline_secrets"); it != keys.end()) {
       TB_CONFIG_ASSIGN_OR_RETURN(development->allow_inline_secrets,
+                                 Bool(it->second));
+    }
+    if (auto it = keys.find("insecure_plaintext"); it != keys.end()) {
+      TB_CONFIG_ASSIGN_OR_RETURN(development->insecure_plaintext,
                                  Bool(it->second));
     }
     return absl::OkStatus();
@@ -785,7 +1043,8 @@ class Parser {
     }
     TB_CONFIG_RETURN_IF_ERROR(ReadMap(
         root_field,
-        {"listen", "log_level", "upstream", "cache", "development", "apps"},
+        {"listen", "log_level", "upstream", "cache", "development", "apps",
+         "callers", "audit"},
         &keys));
     // development first: it decides whether inline secrets are accepted.
     if (auto it = keys.find("development"); it != keys.end()) {
@@ -816,6 +1075,13 @@ class Parser {
                    "is required: a list with at least one connected app");
     }
     TB_CONFIG_RETURN_IF_ERROR(ParseApps(apps->second, &config.apps));
+    if (auto it = keys.find("callers"); it != keys.end()) {
+      TB_CONFIG_RETURN_IF_ERROR(
+          ParseCallers(it->second, config.apps, &config.callers));
+    }
+    if (auto it = keys.find("audit"); it != keys.end()) {
+      TB_CONFIG_RETURN_IF_ERROR(ParseAudit(it->second, &config.audit));
+    }
     return config;
   }
 
@@ -830,6 +1096,24 @@ const AppConfig* Config::FindApp(absl::string_view name) const {
       apps.begin(), apps.end(), name,
       [](const AppConfig& app, absl::string_view n) { return app.name < n; });
   if (it != apps.end() && it->name == name) return &*it;
+  return nullptr;
+}
+
+bool SameApp(const AppConfig& a, const AppConfig& b) {
+  return std::tie(a.name, a.base_url, a.grant_type, a.client_id,
+                  a.client_secret, a.scopes, a.org_id, a.environment_ids,
+                  a.token_path, a.revoke_path, a.authorize_path, a.send_scope,
+                  a.client_auth) ==
+         std::tie(b.name, b.base_url, b.grant_type, b.client_id,
+                  b.client_secret, b.scopes, b.org_id, b.environment_ids,
+                  b.token_path, b.revoke_path, b.authorize_path, b.send_scope,
+                  b.client_auth);
+}
+
+const AppGrant* CallerConfig::FindGrant(absl::string_view app) const {
+  for (const AppGrant& grant : grants) {
+    if (grant.app == app) return &grant;
+  }
   return nullptr;
 }
 

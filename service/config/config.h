@@ -21,6 +21,10 @@ struct SecretRef {
   std::string value;  // The value itself (development only for secrets).
 };
 
+inline bool operator==(const SecretRef& a, const SecretRef& b) {
+  return a.file == b.file && a.env == b.env && a.value == b.value;
+}
+
 // Reads the current value of `ref`. Errors name the file or variable, never
 // the value.
 absl::StatusOr<std::string> ResolveSecret(const SecretRef& ref);
@@ -48,6 +52,10 @@ struct AppConfig {
   ClientAuthMethod client_auth = ClientAuthMethod::kClientSecretPost;
 };
 
+// Whether two app configs would fetch tokens the same way (config reload
+// keeps the tokens of apps that compare equal).
+bool SameApp(const AppConfig& a, const AppConfig& b);
+
 struct CachePolicy {
   absl::Duration min_ttl = absl::Seconds(30);
   double refresh_fraction = 2.0 / 3.0;  // Of the lifetime, in (0, 1).
@@ -71,12 +79,70 @@ struct UpstreamConfig {
   absl::Duration request_timeout = absl::Seconds(30);
 };
 
+// TLS of the gRPC listener. With `client_ca_file`, callers must present a
+// certificate signed by that CA (mTLS); without it, callers authenticate
+// with bearer keys over server-side TLS.
+struct TlsConfig {
+  std::string cert_file;       // PEM certificate chain of the broker.
+  std::string key_file;        // PEM private key of the broker.
+  std::string client_ca_file;  // PEM CA bundle that signs caller certs.
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 struct ListenConfig {
   std::string grpc = "127.0.0.1:50051";
+  TlsConfig tls;
 };
 
 struct DevelopmentConfig {
   bool allow_inline_secrets = false;
+  // Serve plaintext gRPC; callers without credentials are the caller named
+  // "anonymous" (which the policy must still grant). Logged as a warning.
+  bool insecure_plaintext = false;
+};
+
+// One `Call` route a caller may use: "METHOD /path/pattern" where METHOD is
+// an HTTP method or "*", and the pattern's segments are literals, "*" (one
+// segment) or a final "**" (the rest of the path, possibly empty).
+struct RouteRule {
+  std::string method;                 // "GET", ..., or "*".
+  std::vector<std::string> segments;  // The pattern split on '/'.
+  std::string text;                   // As written, for messages.
+};
+
+// What one caller may do with one app.
+struct AppGrant {
+  std::string app;
+  // Scopes it may ask for; "*" (all_scopes) means every scope of the app.
+  std::vector<std::string> scopes;  // Sorted.
+  bool all_scopes = false;
+  // Whether GetToken/WatchToken are allowed (false: Call only, so the token
+  // never leaves the broker).
+  bool get_token = true;
+  std::vector<RouteRule> routes;  // Call routes; none: no Call.
+};
+
+// A caller of the broker and its grants. Deny by default: what is not
+// granted here is refused.
+struct CallerConfig {
+  std::string name;  // Unique; used in audit records.
+  // mTLS identities: a SPIFFE id (URI SAN) or a certificate subject CN.
+  std::vector<std::string> identities;
+  // Lower-case hex SHA-256 of each bearer key the caller may present.
+  std::vector<std::string> bearer_key_sha256;
+  bool admin = false;  // May use BrokerAdmin.
+  std::vector<AppGrant> grants;
+
+  // The grant for `app`, or nullptr.
+  const AppGrant* FindGrant(absl::string_view app) const;
+};
+
+struct AuditConfig {
+  // Where audit records go: a file path (appended), "-" for stdout, or empty
+  // for none (a warning is logged at start).
+  std::string path;
+  // Refuse requests when the audit record cannot be written.
+  bool fail_closed = false;
 };
 
 struct Config {
@@ -87,6 +153,8 @@ struct Config {
   CachePolicy cache;
   DevelopmentConfig development;
   std::vector<AppConfig> apps;  // Sorted by name.
+  std::vector<CallerConfig> callers;
+  AuditConfig audit;
 
   // Returns the app named `name`, or nullptr.
   const AppConfig* FindApp(absl::string_view name) const;

@@ -4,7 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/auth/policy.h"
+#include "service/cache/token_request.h"
+#include "service/grpc/request_context.h"
+#include "service/grpc/status.h"
 
 namespace tokenbroker {
 namespace {
@@ -16,32 +21,49 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
       absl::ToUnixNanos(t));
 }
 
-grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* context,
-                                        const char* rpc) {
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status) {
   auto* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      std::string(rpc) +
-          " is not implemented yet; it arrives with caller authorization "
-          "(admin role)"));
+  reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+// Authenticates an admin RPC and checks the admin role; denials audited.
+absl::Status AuthorizeAdminRequest(RequestContext& request,
+                                   absl::string_view rpc) {
+  if (absl::Status s = request.Authenticate(); !s.ok()) return s;
+  if (absl::Status s = AuthorizeAdmin(request.caller(), rpc); !s.ok()) {
+    return request.Deny(s);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 BrokerAdminService::BrokerAdminService(const ConfigStore& config,
-                                       TokenCache& cache)
-    : config_(config), cache_(cache) {}
+                                       TokenCache& cache,
+                                       BrokerControl& control,
+                                       AuditSink& audit, const Clock& clock)
+    : config_(config),
+      cache_(cache),
+      control_(control),
+      audit_(audit),
+      clock_(clock) {}
 
 grpc::ServerUnaryReactor* BrokerAdminService::ListApps(
     grpc::CallbackServerContext* context, const pb::ListAppsRequest* request,
     pb::ListAppsResponse* response) {
-  std::shared_ptr<const Config> config = config_.Get();
+  RequestContext rpc(*context, config_.Get(), audit_, clock_,
+                     "BrokerAdmin.ListApps");
+  if (absl::Status s = AuthorizeAdminRequest(rpc, "ListApps"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  const Config& config = rpc.config();
   std::map<std::string, std::vector<TokenEntryInfo>> entries_by_app;
   for (TokenEntryInfo& info : cache_.Snapshot()) {
     entries_by_app[info.app].push_back(std::move(info));
   }
-  for (const AppConfig& app : config->apps) {
+  for (const AppConfig& app : config.apps) {
     pb::AppInfo* out = response->add_apps();
     out->set_name(app.name);
     out->set_grant_type(app.grant_type == GrantType::kClientCredentials
@@ -78,29 +100,84 @@ grpc::ServerUnaryReactor* BrokerAdminService::ListApps(
       state->set_token_fingerprint(info.token_fingerprint);
     }
   }
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return FinishUnary(context, rpc.Use(absl::OkStatus()));
 }
 
 grpc::ServerUnaryReactor* BrokerAdminService::RefreshToken(
     grpc::CallbackServerContext* context,
     const pb::RefreshTokenRequest* request,
     pb::RefreshTokenResponse* response) {
-  return Unimplemented(context, "RefreshToken");
+  auto rpc = std::make_shared<RequestContext>(*context, config_.Get(), audit_,
+                                              clock_, "BrokerAdmin.RefreshToken");
+  if (absl::Status s = AuthorizeAdminRequest(*rpc, "RefreshToken"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  std::vector<std::string> scopes(request->scopes().begin(),
+                                  request->scopes().end());
+  rpc->record().app = request->app();
+  rpc->record().scopes = scopes;
+  absl::StatusOr<ResolvedTokenRequest> resolved =
+      request->app().empty()
+          ? absl::InvalidArgumentError("app: required")
+          : ResolveTokenRequest(rpc->config(), request->app(), scopes);
+  if (!resolved.ok()) return FinishUnary(context, rpc->Deny(resolved.status()));
+
+  auto* reactor = context->DefaultReactor();
+  cache_.Refresh(resolved->upstream, [rpc, reactor, response](
+                                         absl::StatusOr<TokenPtr> result) {
+    if (result.ok()) {
+      rpc->record().token_fingerprint =
+          TokenFingerprint((*result)->access_token);
+      *response->mutable_expires_at() = ToTimestamp((*result)->expires_at);
+    }
+    reactor->Finish(ToGrpcStatus(rpc->Use(result.status())));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerAdminService::RevokeToken(
-    grpc::CallbackServerContext* context, const pb::RevokeTokenRequest* request,
-    pb::RevokeTokenResponse* response) {
-  return Unimplemented(context, "RevokeToken");
+    grpc::CallbackServerContext* context,
+    const pb::RevokeTokenRequest* request, pb::RevokeTokenResponse* response) {
+  auto rpc = std::make_shared<RequestContext>(*context, config_.Get(), audit_,
+                                              clock_, "BrokerAdmin.RevokeToken");
+  if (absl::Status s = AuthorizeAdminRequest(*rpc, "RevokeToken"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  rpc->record().app = request->app();
+  if (rpc->config().FindApp(request->app()) == nullptr) {
+    return FinishUnary(
+        context, rpc->Deny(absl::NotFoundError(absl::StrCat(
+                     "unknown app '", request->app(),
+                     "'; ListApps shows the configured apps"))));
+  }
+  auto* reactor = context->DefaultReactor();
+  control_.Revoke(request->app(), [rpc, reactor,
+                                   response](absl::StatusOr<int> revoked) {
+    rpc->record().event = "revoke";
+    if (revoked.ok()) response->set_revoked(*revoked);
+    absl::Status status = rpc->Use(revoked.status());
+    reactor->Finish(ToGrpcStatus(status));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerAdminService::ReloadConfig(
     grpc::CallbackServerContext* context,
     const pb::ReloadConfigRequest* request,
     pb::ReloadConfigResponse* response) {
-  return Unimplemented(context, "ReloadConfig");
+  RequestContext rpc(*context, config_.Get(), audit_, clock_,
+                     "BrokerAdmin.ReloadConfig");
+  if (absl::Status s = AuthorizeAdminRequest(rpc, "ReloadConfig"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  rpc.record().event = "reload";
+  absl::StatusOr<ReloadSummary> summary = control_.Reload();
+  if (summary.ok()) {
+    for (const std::string& app : summary->added) response->add_added(app);
+    for (const std::string& app : summary->changed) response->add_changed(app);
+    for (const std::string& app : summary->removed) response->add_removed(app);
+  }
+  return FinishUnary(context, rpc.Use(summary.status()));
 }
 
 }  // namespace tokenbroker

@@ -2,17 +2,23 @@
 #define TOKENBROKER_SERVICE_GRPC_BROKER_ADMIN_SERVICE_H_
 
 #include "anypoint/tokenbroker/v1/broker_admin.grpc.pb.h"
+#include "service/auth/audit.h"
 #include "service/cache/token_cache.h"
+#include "service/common/clock.h"
+#include "service/grpc/broker_control.h"
 #include "service/config/config_store.h"
 
 namespace tokenbroker {
 
-// The BrokerAdmin gRPC service. ListApps reports each configured app and
-// the state of its cached tokens, never a secret or a token. Thread-safe.
+// The BrokerAdmin gRPC service; every RPC needs a caller with the admin role
+// and is audited. ListApps reports each configured app and the state of its
+// cached tokens, never a secret or a token. Thread-safe.
 class BrokerAdminService final
     : public anypoint::tokenbroker::v1::BrokerAdmin::CallbackService {
  public:
-  BrokerAdminService(const ConfigStore& config, TokenCache& cache);
+  BrokerAdminService(const ConfigStore& config, TokenCache& cache,
+                     BrokerControl& control, AuditSink& audit,
+                     const Clock& clock);
 
   grpc::ServerUnaryReactor* ListApps(
       grpc::CallbackServerContext* context,
@@ -37,6 +43,9 @@ class BrokerAdminService final
  private:
   const ConfigStore& config_;
   TokenCache& cache_;
+  BrokerControl& control_;
+  AuditSink& audit_;
+  const Clock& clock_;
 };
 
 }  // namespace tokenbroker

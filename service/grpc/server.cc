@@ -1,8 +1,11 @@
 #include "service/grpc/server.h"
 
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -19,6 +22,54 @@ constexpr char kBrokerAdminService[] = "anypoint.tokenbroker.v1.BrokerAdmin";
 
 std::string AppHealthName(absl::string_view app) {
   return absl::StrCat("app:", app);
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path,
+                                    absl::string_view key) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (!in || content.str().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "listen.tls.", key, ": cannot read ", path,
+        ": check that the file exists and is readable"));
+  }
+  return content.str();
+}
+
+// TLS (with mTLS when a client CA is configured), or plaintext when the
+// development flag allows it.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const Config& config) {
+  const TlsConfig& tls = config.listen.tls;
+  if (!tls.enabled()) {
+    if (!config.development.insecure_plaintext) {
+      return absl::FailedPreconditionError(
+          "listen.tls is not configured: give cert_file and key_file (and "
+          "client_ca_file for mTLS), or set development.insecure_plaintext: "
+          "true to serve plaintext for local development");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions options(
+      tls.client_ca_file.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  absl::StatusOr<std::string> cert = ReadPem(tls.cert_file, "cert_file");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPem(tls.key_file, "key_file");
+  if (!key.ok()) return key.status();
+  pair.cert_chain = *std::move(cert);
+  pair.private_key = *std::move(key);
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!tls.client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca =
+        ReadPem(tls.client_ca_file, "client_ca_file");
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *std::move(ca);
+  }
+  return grpc::SslServerCredentials(options);
 }
 
 }  // namespace
@@ -48,6 +99,20 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
   source_options.default_lifetime = config.cache.default_lifetime;
   source_options.max_lifetime = config.cache.max_lifetime;
   source_options.fetch_timeout = config.cache.fetch_timeout;
+  if (deps.audit == nullptr) {
+    if (config.audit.path.empty()) {
+      LogWarning("audit.path is not set: requests are not audited");
+      server->owned_audit_ = std::make_unique<NullAuditSink>();
+    } else {
+      absl::StatusOr<std::unique_ptr<FileAuditSink>> audit =
+          FileAuditSink::Open(config.audit.path);
+      if (!audit.ok()) return audit.status();
+      server->owned_audit_ = *std::move(audit);
+    }
+    deps.audit = server->owned_audit_.get();
+  }
+  server->audit_ = deps.audit;
+
   server->source_ = std::make_unique<OAuthTokenSource>(
       *server->http_, *server->clock_, source_options);
   server->source_->SetApps(config.apps);
@@ -55,10 +120,11 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
                                                 *server->clock_, config.cache);
   server->config_ = std::make_unique<ConfigStore>(
       std::make_shared<const Config>(std::move(config)));
-  server->token_service_ =
-      std::make_unique<TokenBrokerService>(*server->config_, *server->cache_);
-  server->admin_service_ =
-      std::make_unique<BrokerAdminService>(*server->config_, *server->cache_);
+  server->token_service_ = std::make_unique<TokenBrokerService>(
+      *server->config_, *server->cache_, *server->audit_, *server->clock_);
+  server->admin_service_ = std::make_unique<BrokerAdminService>(
+      *server->config_, *server->cache_, *server, *server->audit_,
+      *server->clock_);
   return server;
 }
 
@@ -75,11 +141,14 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
   std::string address =
       listen_address.empty() ? config->listen.grpc : listen_address;
 
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentials(*config);
+  if (!credentials.ok()) return credentials.status();
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  // Caller authentication (mTLS or bearer keys) is not configured yet.
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(address, *credentials, &port_);
   builder.RegisterService(token_service_.get());
   builder.RegisterService(admin_service_.get());
   server_ = builder.BuildAndStart();
@@ -106,15 +175,158 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
   for (const AppConfig& app : config->apps) {
     health->SetServingStatus(AppHealthName(app.name), true);
   }
-  LogWarning(
-      "serving plaintext gRPC without caller authentication; run it only "
-      "where every caller is trusted",
-      {{"address", address}});
+  if (!config->listen.tls.enabled()) {
+    LogWarning(
+        "development.insecure_plaintext: serving plaintext gRPC; callers "
+        "without credentials are the caller 'anonymous'. Never in production",
+        {{"address", address}});
+  }
   LogInfo("token broker listening",
           {{"address", address},
            {"port", port_},
-           {"apps", static_cast<int>(config->apps.size())}});
+           {"tls", config->listen.tls.enabled()},
+           {"mtls", !config->listen.tls.client_ca_file.empty()},
+           {"apps", static_cast<int>(config->apps.size())},
+           {"callers", static_cast<int>(config->callers.size())}});
   return absl::OkStatus();
+}
+
+void BrokerServer::Revoke(const std::string& app,
+                          absl::AnyInvocable<void(absl::StatusOr<int>)> done) {
+  std::vector<TokenPtr> tokens = cache_->DropApp(app);
+  int count = static_cast<int>(tokens.size());
+  if (count == 0) {
+    done(0);
+    return;
+  }
+  // Completed by the last revocation to answer.
+  struct Pending {
+    absl::Mutex mu;
+    int remaining ABSL_GUARDED_BY(mu);
+    std::vector<std::string> failures ABSL_GUARDED_BY(mu);
+    absl::AnyInvocable<void(absl::StatusOr<int>)> done;
+  };
+  auto pending = std::make_shared<Pending>();
+  {
+    absl::MutexLock lock(&pending->mu);
+    pending->remaining = count;
+  }
+  pending->done = std::move(done);
+  for (const TokenPtr& token : tokens) {
+    std::string fingerprint = TokenFingerprint(token->access_token);
+    source_->Revoke(
+        app, token->access_token,
+        [pending, count, app, fingerprint](absl::Status status) {
+          std::vector<std::string> failures;
+          {
+            absl::MutexLock lock(&pending->mu);
+            if (!status.ok()) {
+              pending->failures.push_back(
+                  absl::StrCat(fingerprint, ": ", status.message()));
+            }
+            if (--pending->remaining > 0) return;
+            failures = pending->failures;
+          }
+          LogInfo("tokens revoked", {{"app", app},
+                                     {"dropped", count},
+                                     {"unconfirmed", failures.size()}});
+          if (failures.empty()) {
+            pending->done(count);
+          } else {
+            pending->done(absl::UnavailableError(absl::StrCat(
+                "dropped ", count, " token(s) of app ", app,
+                " from the broker, but Anypoint did not confirm the "
+                "revocation of ",
+                failures.size(), " (", absl::StrJoin(failures, "; "),
+                "); they stay usable upstream until they expire")));
+          }
+        });
+  }
+}
+
+absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
+  absl::MutexLock reload_lock(&reload_mu_);
+  std::shared_ptr<const Config> old = config_->Get();
+  absl::StatusOr<Config> loaded = LoadConfigFile(old->path);
+  if (!loaded.ok()) {
+    LogWarning("config reload rejected; the running config stays in force",
+               {{"error", std::string(loaded.status().message())}});
+    return absl::FailedPreconditionError(
+        absl::StrCat("the config file is not valid, nothing changed: ",
+                     loaded.status().message()));
+  }
+  auto fresh = std::make_shared<const Config>(*std::move(loaded));
+
+  ReloadSummary summary;
+  std::vector<std::string> unchanged;
+  for (const AppConfig& app : fresh->apps) {
+    const AppConfig* before = old->FindApp(app.name);
+    if (before == nullptr) {
+      summary.added.push_back(app.name);
+    } else if (!SameApp(*before, app)) {
+      summary.changed.push_back(app.name);
+    } else {
+      unchanged.push_back(app.name);
+    }
+  }
+  for (const AppConfig& app : old->apps) {
+    if (fresh->FindApp(app.name) == nullptr) {
+      summary.removed.push_back(app.name);
+    }
+  }
+  for (const char* key : {"listen", "upstream", "audit"}) {
+    bool same = true;
+    if (std::string(key) == "listen") {
+      same = fresh->listen.grpc == old->listen.grpc &&
+             fresh->listen.tls.cert_file == old->listen.tls.cert_file &&
+             fresh->listen.tls.key_file == old->listen.tls.key_file &&
+             fresh->listen.tls.client_ca_file ==
+                 old->listen.tls.client_ca_file &&
+             fresh->development.insecure_plaintext ==
+                 old->development.insecure_plaintext;
+    } else if (std::string(key) == "upstream") {
+      same = fresh->upstream.ca_file == old->upstream.ca_file &&
+             fresh->upstream.connect_timeout == old->upstream.connect_timeout;
+    } else {
+      same = fresh->audit.path == old->audit.path;
+    }
+    if (!same) {
+      LogWarning("config reload: this section changed but takes effect only "
+                 "after a restart",
+                 {{"section", key}});
+    }
+  }
+
+  source_->SetApps(fresh->apps);
+  cache_->SetPolicy(fresh->cache);
+  config_->Set(fresh);
+  if (LogLevel level; ParseLogLevel(fresh->log_level, &level)) {
+    SetLogLevel(level);
+  }
+  for (const std::string& app : summary.changed) cache_->DropApp(app);
+  for (const std::string& app : summary.removed) cache_->DropApp(app);
+  // Apps whose credentials were rejected get a fresh try at once.
+  for (const TokenEntryInfo& info : cache_->Snapshot()) {
+    if (!info.valid && !info.last_error.ok()) cache_->DropApp(info.app);
+  }
+  if (server_ != nullptr) {
+    grpc::HealthCheckServiceInterface* health =
+        server_->GetHealthCheckService();
+    for (const std::string& app : summary.added) {
+      health->SetServingStatus(AppHealthName(app), true);
+    }
+    for (const std::string& app : summary.changed) {
+      health->SetServingStatus(AppHealthName(app), true);
+    }
+    for (const std::string& app : summary.removed) {
+      health->SetServingStatus(AppHealthName(app), false);
+    }
+  }
+  LogInfo("config reloaded", {{"added", summary.added},
+                              {"changed", summary.changed},
+                              {"removed", summary.removed},
+                              {"callers", fresh->callers.size()}});
+  return summary;
 }
 
 void BrokerServer::OnFetch(const TokenRequest& request,

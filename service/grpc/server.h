@@ -10,12 +10,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "service/auth/audit.h"
 #include "service/cache/refresher.h"
 #include "service/cache/token_cache.h"
 #include "service/common/clock.h"
 #include "service/config/config.h"
 #include "service/config/config_store.h"
 #include "service/grpc/broker_admin_service.h"
+#include "service/grpc/broker_control.h"
 #include "service/grpc/token_broker_service.h"
 #include "service/upstream/http_client.h"
 #include "service/upstream/oauth_token_source.h"
@@ -26,24 +28,29 @@ namespace tokenbroker {
 struct BrokerServerDeps {
   const Clock* clock = nullptr;  // nullptr: the system clock.
   HttpClient* http = nullptr;    // nullptr: a CurlHttpClient it owns.
+  AuditSink* audit = nullptr;    // nullptr: per the config's audit section.
   // Starts the background refresher thread. Tests with a fake clock turn it
   // off and call cache().RunDue() themselves.
   bool start_refresher = true;
 };
 
 // The broker for one process (or one test): owns and wires the HTTP client,
-// token source, cache, refresher and gRPC services, with the standard health
-// service (overall, per service, and per app as "app:NAME") and reflection.
+// token source, cache, refresher, audit sink and gRPC services, with the
+// standard health service (overall, per service, and per app as "app:NAME")
+// and reflection. It serves TLS (mTLS with listen.tls.client_ca_file), or
+// plaintext only with development.insecure_plaintext.
 //
 // Thread-safe. Shutdown() may be called from any thread, once or more.
-class BrokerServer {
+class BrokerServer final : public BrokerControl {
  public:
   static absl::StatusOr<std::unique_ptr<BrokerServer>> Create(
       Config config, BrokerServerDeps deps = {});
-  ~BrokerServer();
+  ~BrokerServer() override;
 
   // Binds `listen_address` (empty: the config's listen.grpc; port 0 picks a
-  // free one) and starts serving. Errors: UNAVAILABLE if it cannot bind.
+  // free one) and starts serving. Errors: UNAVAILABLE if it cannot bind;
+  // FAILED_PRECONDITION if TLS files cannot be read or neither TLS nor
+  // development.insecure_plaintext is configured.
   absl::Status Start(const std::string& listen_address = "");
 
   // The bound port, after Start().
@@ -57,6 +64,11 @@ class BrokerServer {
   // Blocks until the server has shut down.
   void Wait();
 
+  // BrokerControl.
+  void Revoke(const std::string& app,
+              absl::AnyInvocable<void(absl::StatusOr<int>)> done) override;
+  absl::StatusOr<ReloadSummary> Reload() override;
+
   TokenCache& cache() { return *cache_; }
   const ConfigStore& config() const { return *config_; }
 
@@ -69,6 +81,8 @@ class BrokerServer {
   std::unique_ptr<HttpClient> owned_http_;
   HttpClient* http_ = nullptr;
   std::unique_ptr<ConfigStore> config_;
+  std::unique_ptr<AuditSink> owned_audit_;
+  AuditSink* audit_ = nullptr;
   std::unique_ptr<OAuthTokenSource> source_;
   std::unique_ptr<TokenCache> cache_;
   std::unique_ptr<Refresher> refresher_;
@@ -80,6 +94,7 @@ class BrokerServer {
 
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex reload_mu_;  // Serializes reloads.
 };
 
 }  // namespace tokenbroker

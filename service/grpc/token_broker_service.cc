@@ -11,6 +11,8 @@
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/util/time_util.h"
 #include "service/cache/token_request.h"
+#include "service/auth/policy.h"
+#include "service/grpc/request_context.h"
 #include "service/grpc/status.h"
 
 namespace tokenbroker {
@@ -29,15 +31,21 @@ std::vector<std::string> ToVector(
 // token, or the RPC's cancellation (including its deadline).
 class GetTokenReactor final : public grpc::ServerUnaryReactor {
  public:
-  explicit GetTokenReactor(pb::GetTokenResponse* response)
-      : response_(response) {}
+  GetTokenReactor(pb::GetTokenResponse* response,
+                  std::unique_ptr<RequestContext> request)
+      : response_(response), request_(std::move(request)) {}
 
   // Finishes with `result` unless the RPC was already finished.
   void Complete(const absl::StatusOr<TokenPtr>& result,
                 const std::string& app) {
     if (finished_.exchange(true)) return;
-    if (!result.ok()) {
-      Finish(ToGrpcStatus(result.status()));
+    if (result.ok()) {
+      request_->record().token_fingerprint =
+          TokenFingerprint((*result)->access_token);
+    }
+    absl::Status status = request_->Use(result.status());
+    if (!status.ok()) {
+      Finish(ToGrpcStatus(status));
       return;
     }
     FillTokenResponse(**result, app, response_);
@@ -46,16 +54,49 @@ class GetTokenReactor final : public grpc::ServerUnaryReactor {
 
   void OnCancel() override {
     if (finished_.exchange(true)) return;
-    Finish(grpc::Status(grpc::StatusCode::CANCELLED,
-                        "cancelled while waiting for a token from Anypoint"));
+    absl::Status cancelled =
+        absl::CancelledError("cancelled while waiting for a token from Anypoint");
+    Finish(ToGrpcStatus(request_->Use(cancelled)));
   }
 
   void OnDone() override { delete this; }
 
  private:
   pb::GetTokenResponse* response_;
+  std::unique_ptr<RequestContext> request_;
   std::atomic<bool> finished_{false};
 };
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Authenticates, resolves and authorizes a token request (GetToken,
+// WatchToken). Denials are audited.
+absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRequest(
+    RequestContext& request, const std::string& app,
+    const google::protobuf::RepeatedPtrField<std::string>& scope_field) {
+  if (absl::Status s = request.Authenticate(); !s.ok()) return s;
+  std::vector<std::string> scopes = ToVector(scope_field);
+  AuditRecord& record = request.record();
+  record.app = app;
+  record.scopes = scopes;
+  const CallerConfig& caller = request.caller();
+  absl::StatusOr<ResolvedTokenRequest> resolved = ResolveTokenRequest(
+      request.config(), app, scopes, [&](const AppConfig& candidate) {
+        return AuthorizeToken(caller, candidate, scopes).ok();
+      });
+  if (!resolved.ok()) return request.Deny(resolved.status());
+  record.app = resolved->app->name;
+  if (absl::Status s = AuthorizeToken(caller, *resolved->app, scopes);
+      !s.ok()) {
+    return request.Deny(s);
+  }
+  return resolved;
+}
 
 // Streams the tokens of one cache key. The cache's listener may fire from
 // any thread, even while the RPC is being torn down; `State` outlives the
@@ -170,45 +211,42 @@ void FillTokenResponse(const Token& token, const std::string& app,
 }
 
 TokenBrokerService::TokenBrokerService(const ConfigStore& config,
-                                       TokenCache& cache)
-    : config_(config), cache_(cache) {}
+                                       TokenCache& cache, AuditSink& audit,
+                                       const Clock& clock)
+    : config_(config), cache_(cache), audit_(audit), clock_(clock) {}
 
 grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
     grpc::CallbackServerContext* context, const pb::GetTokenRequest* request,
     pb::GetTokenResponse* response) {
-  std::shared_ptr<const Config> config = config_.Get();
+  auto rpc = std::make_unique<RequestContext>(
+      *context, config_.Get(), audit_, clock_, "TokenBroker.GetToken");
   if (request->min_ttl_seconds() < 0 ||
       request->min_ttl_seconds() > kMaxMinTtlSeconds) {
-    auto* reactor = context->DefaultReactor();
-    reactor->Finish(
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                     absl::StrCat("min_ttl_seconds: must be between 0 and ",
-                                  kMaxMinTtlSeconds)));
-    return reactor;
+    return FinishUnary(
+        context, rpc->Deny(absl::InvalidArgumentError(absl::StrCat(
+                     "min_ttl_seconds: must be between 0 and ",
+                     kMaxMinTtlSeconds))));
   }
   absl::StatusOr<ResolvedTokenRequest> resolved =
-      ResolveTokenRequest(*config, request->app(), ToVector(request->scopes()));
-  if (!resolved.ok()) {
-    auto* reactor = context->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(resolved.status()));
-    return reactor;
-  }
+      AuthorizeTokenRequest(*rpc, request->app(), request->scopes());
+  if (!resolved.ok()) return FinishUnary(context, resolved.status());
   absl::Duration min_ttl = request->min_ttl_seconds() > 0
                                ? absl::Seconds(request->min_ttl_seconds())
-                               : config->cache.min_ttl;
+                               : rpc->config().cache.min_ttl;
   const std::string& app = resolved->app->name;
 
   // Hit: answer inline on this thread.
   if (TokenPtr token = cache_.Lookup(CacheKey(resolved->upstream), min_ttl)) {
-    FillTokenResponse(*token, app, response);
-    auto* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
+    rpc->record().token_fingerprint = TokenFingerprint(token->access_token);
+    absl::Status status = rpc->Use(absl::OkStatus());
+    if (status.ok()) FillTokenResponse(*token, app, response);
+    return FinishUnary(context, status);
   }
 
   // Miss: park the RPC on the key's single-flight fetch.
-  auto* reactor = new GetTokenReactor(response);
-  cache_.Get(resolved->upstream, min_ttl,
+  TokenRequest upstream = resolved->upstream;
+  auto* reactor = new GetTokenReactor(response, std::move(rpc));
+  cache_.Get(upstream, min_ttl,
              [reactor, app](absl::StatusOr<TokenPtr> result) {
                reactor->Complete(result, app);
              });
@@ -218,12 +256,18 @@ grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
 grpc::ServerWriteReactor<pb::GetTokenResponse>* TokenBrokerService::WatchToken(
     grpc::CallbackServerContext* context,
     const pb::WatchTokenRequest* request) {
-  std::shared_ptr<const Config> config = config_.Get();
+  RequestContext rpc(*context, config_.Get(), audit_, clock_,
+                     "TokenBroker.WatchToken");
   absl::StatusOr<ResolvedTokenRequest> resolved =
       request->app().empty()
-          ? absl::InvalidArgumentError("app: required for WatchToken")
-          : ResolveTokenRequest(*config, request->app(),
-                                ToVector(request->scopes()));
+          ? rpc.Deny(absl::InvalidArgumentError("app: required for WatchToken"))
+          : AuthorizeTokenRequest(rpc, request->app(), request->scopes());
+  if (resolved.ok()) {
+    // A watch is one decision; each token it streams is not audited again.
+    if (absl::Status s = rpc.AllowDecision("watch started"); !s.ok()) {
+      resolved = s;
+    }
+  }
   if (!resolved.ok()) {
     class ErrorReactor final
         : public grpc::ServerWriteReactor<pb::GetTokenResponse> {

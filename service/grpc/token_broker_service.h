@@ -2,20 +2,23 @@
 #define TOKENBROKER_SERVICE_GRPC_TOKEN_BROKER_SERVICE_H_
 
 #include "anypoint/tokenbroker/v1/token_broker.grpc.pb.h"
+#include "service/auth/audit.h"
 #include "service/cache/token_cache.h"
 #include "service/common/clock.h"
 #include "service/config/config_store.h"
 
 namespace tokenbroker {
 
-// The TokenBroker gRPC service: turns requests into cache lookups and tokens
-// into responses. A cache hit is answered inline on the gRPC thread; a miss
-// parks the RPC until the key's single upstream fetch completes, so no gRPC
-// thread ever blocks on the network. Thread-safe.
+// The TokenBroker gRPC service: authenticates the caller, checks its grant,
+// turns requests into cache lookups and tokens into responses, and audits
+// each decision and use. A cache hit is answered inline on the gRPC thread; a
+// miss parks the RPC until the key's single upstream fetch completes, so no
+// gRPC thread ever blocks on the network. Thread-safe.
 class TokenBrokerService final
     : public anypoint::tokenbroker::v1::TokenBroker::CallbackService {
  public:
-  TokenBrokerService(const ConfigStore& config, TokenCache& cache);
+  TokenBrokerService(const ConfigStore& config, TokenCache& cache,
+                     AuditSink& audit, const Clock& clock);
 
   grpc::ServerUnaryReactor* GetToken(
       grpc::CallbackServerContext* context,
@@ -35,6 +38,8 @@ class TokenBrokerService final
  private:
   const ConfigStore& config_;
   TokenCache& cache_;
+  AuditSink& audit_;
+  const Clock& clock_;
 };
 
 // Fills `response` from `token` (the token type is always "Bearer").

@@ -20,6 +20,21 @@ void WriteFile(const std::string& path, const std::string& content) {
 
 }  // namespace
 
+std::string BrokerFixture::ListenYaml() const {
+  return "listen:\n  grpc: 127.0.0.1:0\n"
+         "development:\n  insecure_plaintext: true\n";
+}
+
+std::string BrokerFixture::CallersYaml() const {
+  return "callers:\n"
+         "  - name: anonymous\n"
+         "    admin: true\n"
+         "    grants:\n"
+         "      - {app: design-center, scopes: ['*'], routes: ['* /**']}\n"
+         "      - {app: exchange-reader, scopes: ['*'], routes: ['* /**']}\n"
+         "      - {app: wrong-secret, scopes: ['*'], routes: ['* /**']}\n";
+}
+
 void BrokerFixture::SetUp() {
   ::testing::internal::CaptureStderr();
   capturing_stderr_ = true;
@@ -37,7 +52,7 @@ void BrokerFixture::SetUp() {
   WriteFile(secrets_dir_ + "/wrong", "not-the-secret");
 
   std::string yaml = absl::StrCat(
-      "listen:\n  grpc: 127.0.0.1:0\n"
+      ListenYaml(),
       "cache:\n",
       "  fetch_timeout: 10s\n", CacheYaml(),
       "apps:\n"
@@ -67,7 +82,8 @@ void BrokerFixture::SetUp() {
       "    client_secret: {file: ",
       secrets_dir_,
       "/wrong}\n"
-      "    scopes: [view:design_center]\n");
+      "    scopes: [view:design_center]\n",
+      CallersYaml());
   absl::StatusOr<Config> config = ParseConfig(yaml, "test.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   absl::StatusOr<std::unique_ptr<BrokerServer>> broker =

@@ -30,6 +30,15 @@ class BrokerFixture : public ::testing::Test {
   // Override to change the cache policy before the broker starts.
   virtual std::string CacheYaml() const { return ""; }
 
+  // The `listen:` section (and `development:` if needed): by default
+  // 127.0.0.1:0 with development.insecure_plaintext (plaintext;
+  // unidentified callers are "anonymous").
+  virtual std::string ListenYaml() const;
+
+  // The `callers:` section: by default "anonymous" with the admin role and
+  // every scope and route of every app.
+  virtual std::string CallersYaml() const;
+
   // GetToken with a 30-second deadline. Tokens it returns are remembered
   // and TearDown() checks that none of them, and no client secret, appears
   // in anything the broker and emulator logged during the test.

@@ -1,0 +1,110 @@
+#include "service/auth/policy.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace tokenbroker {
+namespace {
+
+std::vector<std::string> MissingScopes(const AppGrant& grant,
+                                       const std::vector<std::string>& scopes) {
+  std::vector<std::string> missing;
+  if (grant.all_scopes) return missing;
+  for (const std::string& scope : scopes) {
+    if (!std::binary_search(grant.scopes.begin(), grant.scopes.end(), scope)) {
+      missing.push_back(scope);
+    }
+  }
+  return missing;
+}
+
+absl::Status CheckGrantScopes(const CallerConfig& caller,
+                              const AppGrant& grant,
+                              const std::vector<std::string>& scopes) {
+  std::vector<std::string> missing = MissingScopes(grant, scopes);
+  if (missing.empty()) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "caller ", caller.name, " is not granted scope(s) [",
+      absl::StrJoin(missing, " "), "] of app ", grant.app,
+      "; its grant allows [", absl::StrJoin(grant.scopes, " "), "]"));
+}
+
+absl::Status NoGrant(const CallerConfig& caller, const AppConfig& app) {
+  return absl::PermissionDeniedError(
+      absl::StrCat("caller ", caller.name, " has no grant for app ", app.name,
+                   "; ask the broker's operators to add one"));
+}
+
+}  // namespace
+
+bool GrantCoversScopes(const AppGrant& grant,
+                       const std::vector<std::string>& scopes) {
+  return MissingScopes(grant, scopes).empty();
+}
+
+absl::Status AuthorizeToken(const CallerConfig& caller, const AppConfig& app,
+                            const std::vector<std::string>& scopes) {
+  const AppGrant* grant = caller.FindGrant(app.name);
+  if (grant == nullptr) return NoGrant(caller, app);
+  if (!grant->get_token) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("caller ", caller.name, " may use app ", app.name,
+                     " only through Call (its grant has get_token: false)"));
+  }
+  return CheckGrantScopes(caller, *grant, scopes);
+}
+
+absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
+                           const std::vector<std::string>& scopes,
+                           absl::string_view method, absl::string_view path) {
+  const AppGrant* grant = caller.FindGrant(app.name);
+  if (grant == nullptr) return NoGrant(caller, app);
+  if (absl::Status s = CheckGrantScopes(caller, *grant, scopes); !s.ok()) {
+    return s;
+  }
+  for (const RouteRule& rule : grant->routes) {
+    if (RouteMatches(rule, method, path)) return absl::OkStatus();
+  }
+  absl::string_view plain = path.substr(0, path.find('?'));
+  return absl::PermissionDeniedError(absl::StrCat(
+      "caller ", caller.name, " is not granted the route ", method, " ", plain,
+      " of app ", app.name, "; its routes are [",
+      absl::StrJoin(grant->routes, ", ",
+                    [](std::string* out, const RouteRule& rule) {
+                      out->append(rule.text);
+                    }),
+      "]"));
+}
+
+absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc) {
+  if (caller.admin) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat("BrokerAdmin.", rpc, " needs the admin role; caller ",
+                   caller.name, " does not have it"));
+}
+
+bool RouteMatches(const RouteRule& rule, absl::string_view method,
+                  absl::string_view path) {
+  if (rule.method != "*" && rule.method != method) return false;
+  path = path.substr(0, path.find('?'));
+  if (path.empty() || path[0] != '/') return false;
+  path.remove_prefix(1);
+  std::vector<absl::string_view> segments = absl::StrSplit(path, '/');
+  size_t i = 0;
+  for (; i < rule.segments.size(); ++i) {
+    const std::string& pattern = rule.segments[i];
+    if (pattern == "**") return true;  // The rest, possibly nothing.
+    if (i >= segments.size()) return false;
+    if (pattern == "*") {
+      if (segments[i].empty()) return false;
+    } else if (pattern != segments[i]) {
+      return false;
+    }
+  }
+  return i == segments.size();
+}
+
+}  // namespace tokenbroker

@@ -1,0 +1,42 @@
+#ifndef TOKENBROKER_SERVICE_AUTH_POLICY_H_
+#define TOKENBROKER_SERVICE_AUTH_POLICY_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "service/config/config.h"
+
+namespace tokenbroker {
+
+// Deny-by-default decisions over a caller's grants (CallerConfig). Every
+// refusal is PERMISSION_DENIED with a message naming what was missing. Pure
+// functions; thread-safe.
+
+// May `caller` obtain a token of `app` carrying `scopes` (GetToken,
+// WatchToken)? Needs a grant for the app with get_token, covering each scope.
+absl::Status AuthorizeToken(const CallerConfig& caller, const AppConfig& app,
+                            const std::vector<std::string>& scopes);
+
+// May `caller` send `method` `path` (origin-form, query allowed and ignored)
+// through Call with `scopes` for `app`? Needs a grant for the app covering
+// the scopes and a route matching method and path.
+absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
+                           const std::vector<std::string>& scopes,
+                           absl::string_view method, absl::string_view path);
+
+// May `caller` use the BrokerAdmin RPC `rpc`? Needs `admin: true`.
+absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc);
+
+// Whether the grant would allow a token of its app with `scopes`.
+bool GrantCoversScopes(const AppGrant& grant,
+                       const std::vector<std::string>& scopes);
+
+// Whether `rule` matches `method` and the path part of `path`.
+bool RouteMatches(const RouteRule& rule, absl::string_view method,
+                  absl::string_view path);
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_AUTH_POLICY_H_

@@ -1,0 +1,121 @@
+#include "service/grpc/request_context.h"
+
+#include <utility>
+
+#include "grpc/grpc_security_constants.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "service/common/log.h"
+
+namespace tokenbroker {
+namespace {
+
+std::string FirstProperty(const grpc::AuthContext& auth, const char* name) {
+  std::vector<grpc::string_ref> values = auth.FindPropertyValues(name);
+  if (values.empty()) return "";
+  return std::string(values.front().data(), values.front().size());
+}
+
+}  // namespace
+
+PeerCredentials PeerFromContext(const grpc::ServerContextBase& context) {
+  PeerCredentials peer;
+  peer.peer = context.peer();
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth != nullptr && auth->IsPeerAuthenticated()) {
+    peer.spiffe_id = FirstProperty(*auth, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
+    peer.common_name = FirstProperty(*auth, GRPC_X509_CN_PROPERTY_NAME);
+  }
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it != metadata.end()) {
+    absl::string_view value(it->second.data(), it->second.size());
+    if (value.size() > 7 && absl::StartsWithIgnoreCase(value, "bearer ")) {
+      peer.bearer_key =
+          std::string(absl::StripAsciiWhitespace(value.substr(7)));
+    } else {
+      peer.bearer_key = std::string();  // Malformed: never matches a caller.
+    }
+  }
+  return peer;
+}
+
+RequestContext::RequestContext(const grpc::ServerContextBase& context,
+                               std::shared_ptr<const Config> config,
+                               AuditSink& audit, const Clock& clock,
+                               std::string rpc)
+    : config_(std::move(config)),
+      audit_(audit),
+      clock_(clock),
+      start_(clock.Now()),
+      peer_(PeerFromContext(context)) {
+  record_.rpc = std::move(rpc);
+  record_.peer = peer_.peer;
+}
+
+absl::Status RequestContext::Authenticate() {
+  absl::StatusOr<CallerIdentity> identity = IdentifyCaller(*config_, peer_);
+  if (!identity.ok()) return Deny(identity.status());
+  identity_ = *std::move(identity);
+  record_.caller = identity_.caller->name;
+  record_.auth = identity_.method;
+  record_.principal = identity_.principal;
+  return absl::OkStatus();
+}
+
+absl::Status RequestContext::WriteRecord() {
+  record_.time = clock_.Now();
+  record_.latency = record_.time - start_;
+  absl::Status written = audit_.Write(record_);
+  if (!written.ok()) {
+    LogError("audit record not written",
+             {{"error", std::string(written.message())},
+              {"rpc", record_.rpc},
+              {"fail_closed", config_->audit.fail_closed}});
+  }
+  return written;
+}
+
+absl::Status RequestContext::Deny(const absl::Status& status) {
+  record_.event = "decision";
+  record_.decision = "deny";
+  record_.reason = std::string(status.message());
+  record_.grpc_status = absl::StatusCodeToString(status.code());
+  WriteRecord().IgnoreError();  // A refusal stands whether audited or not.
+  return status;
+}
+
+absl::Status RequestContext::AllowDecision(const std::string& reason) {
+  record_.event = "decision";
+  record_.decision = "allow";
+  record_.reason = reason;
+  record_.grpc_status = "";
+  absl::Status written = WriteRecord();
+  if (!written.ok() && config_->audit.fail_closed) {
+    return absl::UnavailableError(
+        "the audit log cannot be written and the broker is fail-closed; "
+        "retry later");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestContext::Use(const absl::Status& status) {
+  // Revocations and reloads keep their own event names.
+  if (record_.event.empty() || record_.event == "decision") {
+    record_.event = "use";
+  }
+  record_.decision = "allow";
+  record_.grpc_status = absl::StatusCodeToString(status.code());
+  record_.reason = status.ok() ? "" : std::string(status.message());
+  absl::Status written = WriteRecord();
+  if (!written.ok() && config_->audit.fail_closed && status.ok()) {
+    return absl::UnavailableError(
+        "the audit log cannot be written and the broker is fail-closed; "
+        "retry later");
+  }
+  return status;
+}
+
+}  // namespace tokenbroker
