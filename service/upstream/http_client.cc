@@ -1,6 +1,7 @@
 #include "service/upstream/http_client.h"
 
 #include <optional>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
@@ -14,6 +15,13 @@ const std::string* FindHeader(const HttpHeaders& headers,
   }
   return nullptr;
 }
+
+HttpRequestId HttpClient::Start(HttpRequest request, HttpCallback done) {
+  Send(std::move(request), std::move(done));
+  return kNoHttpRequestId;
+}
+
+void HttpClient::Cancel(HttpRequestId /*id*/) {}
 
 absl::StatusOr<HttpResponse> HttpClient::SendAndWait(HttpRequest request) {
   absl::Notification done;

@@ -1,6 +1,7 @@
 #ifndef TOKENBROKER_SERVICE_UPSTREAM_HTTP_CLIENT_H_
 #define TOKENBROKER_SERVICE_UPSTREAM_HTTP_CLIENT_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -42,6 +43,10 @@ struct HttpResponse {
 // not block.
 using HttpCallback = absl::AnyInvocable<void(absl::StatusOr<HttpResponse>)>;
 
+// Identifies a request started with HttpClient::Start(); 0 is never used.
+using HttpRequestId = uint64_t;
+inline constexpr HttpRequestId kNoHttpRequestId = 0;
+
 // Sends HTTP requests. An HTTP status (even 4xx/5xx) is a successful
 // exchange; transport failures are errors:
 //   UNAVAILABLE         connection refused or reset, TLS or DNS failure.
@@ -57,6 +62,18 @@ class HttpClient {
 
   // Starts `request`; `done` receives the outcome.
   virtual void Send(HttpRequest request, HttpCallback done) = 0;
+
+  // Like Send(), and returns an id that Cancel() accepts. The default
+  // implementation (for clients that cannot cancel) calls Send() and returns
+  // kNoHttpRequestId. If the request fails inline, `done` has already run
+  // when Start() returns.
+  virtual HttpRequestId Start(HttpRequest request, HttpCallback done);
+
+  // Completes the request `id` with CANCELLED if it has not completed yet;
+  // otherwise (or for an unknown id) does nothing. `done` may still be
+  // running or about to run with another outcome when Cancel() returns,
+  // since the exchange may finish concurrently. The default does nothing.
+  virtual void Cancel(HttpRequestId id);
 
   // Sends `request` and blocks the calling thread until it completes. Never
   // call it from a callback of this client.

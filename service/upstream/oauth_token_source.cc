@@ -1,0 +1,186 @@
+#include "service/upstream/oauth_token_source.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "service/upstream/oauth_response.h"
+
+namespace tokenbroker {
+namespace {
+
+absl::StatusOr<std::string> Resolve(const AppConfig& app, const SecretRef& ref,
+                                    absl::string_view what) {
+  absl::StatusOr<std::string> value = ResolveSecret(ref);
+  if (value.ok()) return value;
+  // ResolveSecret's messages name the file or variable, never the value.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "app \"", app.name, "\": ", what, ": ", value.status().message()));
+}
+
+// Transport failures: the token endpoint was not reached or did not answer.
+absl::Status TransportError(absl::string_view app, absl::string_view endpoint,
+                            const absl::Status& status) {
+  std::string message = absl::StrCat("app \"", app, "\": ", endpoint,
+                                     " request failed: ", status.message());
+  switch (status.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+      return absl::DeadlineExceededError(message);
+    case absl::StatusCode::kCancelled:
+      return absl::CancelledError(message);
+    case absl::StatusCode::kInvalidArgument:
+      return absl::FailedPreconditionError(
+          absl::StrCat(message, "; check the app's base_url"));
+    case absl::StatusCode::kFailedPrecondition:
+      return absl::FailedPreconditionError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+}  // namespace
+
+OAuthTokenSource::OAuthTokenSource(HttpClient& http, const Clock& clock,
+                                   OAuthTokenSourceOptions options)
+    : http_(http), clock_(clock), options_(std::move(options)) {}
+
+void OAuthTokenSource::SetApps(const std::vector<AppConfig>& apps) {
+  std::map<std::string, std::shared_ptr<const AppConfig>> fresh;
+  for (const AppConfig& app : apps) {
+    fresh[app.name] = std::make_shared<const AppConfig>(app);
+  }
+  absl::MutexLock lock(&mu_);
+  apps_.swap(fresh);
+}
+
+std::shared_ptr<const AppConfig> OAuthTokenSource::FindApp(
+    const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(name);
+  return it == apps_.end() ? nullptr : it->second;
+}
+
+void OAuthTokenSource::Fetch(const TokenRequest& request, TokenCallback done) {
+  std::shared_ptr<const AppConfig> app = FindApp(request.app);
+  if (app == nullptr) {
+    done(absl::NotFoundError(absl::StrCat("unknown app \"",
+                                          SanitizeForMessage(request.app, 64),
+                                          "\": check the broker config")));
+    return;
+  }
+  switch (app->grant_type) {
+    case GrantType::kClientCredentials: {
+      FormFields fields = {{"grant_type", "client_credentials"}};
+      if (app->send_scope && !request.scopes.empty()) {
+        fields.emplace_back("scope", absl::StrJoin(request.scopes, " "));
+      }
+      RequestToken(*app, std::move(fields), app->scopes, std::move(done));
+      return;
+    }
+    case GrantType::kAuthorizationCode:
+      // Needs the refresh-token store: then RequestToken() with
+      // grant_type=refresh_token and refresh_token=...
+      done(absl::FailedPreconditionError(absl::StrCat(
+          "app \"", app->name,
+          "\": user apps are not supported yet (authorization_code "
+          "grant); use a client_credentials app")));
+      return;
+  }
+  done(absl::InternalError("unknown grant type"));
+}
+
+void OAuthTokenSource::Revoke(const std::string& app_name,
+                              const std::string& token,
+                              absl::AnyInvocable<void(absl::Status)> done) {
+  std::shared_ptr<const AppConfig> app = FindApp(app_name);
+  if (app == nullptr) {
+    done(absl::NotFoundError(absl::StrCat("unknown app \"",
+                                          SanitizeForMessage(app_name, 64),
+                                          "\": check the broker config")));
+    return;
+  }
+  absl::StatusOr<HttpRequest> request =
+      BuildFormPost(*app, app->revoke_path, {{"token", token}});
+  if (!request.ok()) {
+    done(request.status());
+    return;
+  }
+  http_.Send(
+      *std::move(request), [this, app, done = std::move(done)](
+                               absl::StatusOr<HttpResponse> response) mutable {
+        if (!response.ok()) {
+          done(TransportError(app->name, "revoke", response.status()));
+          return;
+        }
+        done(OAuthErrorStatus(*response, clock_.Now(), app->name, "revoke"));
+      });
+}
+
+absl::StatusOr<HttpRequest> OAuthTokenSource::BuildFormPost(
+    const AppConfig& app, const std::string& path, FormFields fields) const {
+  absl::StatusOr<std::string> client_id =
+      Resolve(app, app.client_id, "client id");
+  if (!client_id.ok()) return client_id.status();
+  absl::StatusOr<std::string> client_secret =
+      Resolve(app, app.client_secret, "client secret");
+  if (!client_secret.ok()) return client_secret.status();
+
+  HttpRequest request;
+  request.method = "POST";
+  request.url = absl::StrCat(app.base_url, path);
+  request.timeout = options_.fetch_timeout;
+  request.headers = {
+      {"Accept", "application/json"},
+      {"Content-Type", "application/x-www-form-urlencoded"},
+      {"User-Agent", options_.user_agent},
+  };
+  switch (app.client_auth) {
+    case ClientAuthMethod::kClientSecretPost:
+      fields.emplace_back("client_id", *std::move(client_id));
+      fields.emplace_back("client_secret", *std::move(client_secret));
+      break;
+    case ClientAuthMethod::kClientSecretBasic:
+      // RFC 6749 2.3.1: both are form-encoded before Basic encoding.
+      request.headers.emplace_back(
+          "Authorization",
+          absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(
+                                     FormEncodeComponent(*client_id), ":",
+                                     FormEncodeComponent(*client_secret)))));
+      break;
+  }
+  request.body = FormEncode(fields);
+  return request;
+}
+
+void OAuthTokenSource::RequestToken(const AppConfig& app, FormFields fields,
+                                    std::vector<std::string> default_scopes,
+                                    TokenCallback done) {
+  absl::StatusOr<HttpRequest> request =
+      BuildFormPost(app, app.token_path, std::move(fields));
+  if (!request.ok()) {
+    done(request.status());
+    return;
+  }
+  TokenParseOptions parse_options;
+  parse_options.app = app.name;
+  parse_options.default_lifetime = options_.default_lifetime;
+  parse_options.max_lifetime = options_.max_lifetime;
+  http_.Send(
+      *std::move(request),
+      [this, app_name = app.name, parse_options = std::move(parse_options),
+       default_scopes = std::move(default_scopes),
+       done = std::move(done)](absl::StatusOr<HttpResponse> response) mutable {
+        if (!response.ok()) {
+          done(TransportError(app_name, "token", response.status()));
+          return;
+        }
+        absl::StatusOr<Token> token =
+            ParseTokenResponse(*response, clock_.Now(), parse_options);
+        if (token.ok() && token->scopes.empty()) {
+          token->scopes = std::move(default_scopes);
+        }
+        done(std::move(token));
+      });
+}
+
+}  // namespace tokenbroker

@@ -1,0 +1,113 @@
+#ifndef TOKENBROKER_SERVICE_UPSTREAM_CURL_HTTP_CLIENT_H_
+#define TOKENBROKER_SERVICE_UPSTREAM_CURL_HTTP_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "service/upstream/http_client.h"
+
+namespace tokenbroker {
+namespace internal {
+struct CurlTransfer;  // One transfer in flight; defined in the .cc file.
+}  // namespace internal
+
+struct CurlHttpClientOptions {
+  // PEM CA bundle used to verify servers; empty: libcurl's system default.
+  std::string ca_file;
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Limits on open connections (0: no limit). Transfers over the limit wait
+  // in libcurl's queue; their `timeout` keeps running.
+  long max_total_connections = 64;
+  long max_host_connections = 16;
+};
+
+// Counters since the client was created. Approximate while requests run.
+struct CurlHttpClientStats {
+  uint64_t requests_started = 0;
+  uint64_t requests_completed = 0;  // With any outcome.
+  uint64_t connections_opened = 0;  // New connections (CURLINFO_NUM_CONNECTS).
+  uint64_t connections_reused = 0;  // Transfers that opened no connection.
+};
+
+// HttpClient on libcurl's multi interface: one event-loop thread drives every
+// transfer (never a thread per request), reusing connections through the
+// multi handle's connection cache and negotiating HTTP/2 over TLS where the
+// server offers it.
+//
+// Policy applied to every request: only http and https, no redirects
+// followed, TLS peer and host verification on, the `https_proxy`,
+// `http_proxy` and `no_proxy` environment variables honoured (libcurl's
+// defaults), no signals.
+//
+// Thread safety: all methods are thread-safe. Callbacks run on the loop
+// thread with no lock held; they may call Start(), Send() or Cancel() but must
+// not block (and must not call SendAndWait()). The destructor must not run on
+// the loop thread (that is, from a callback): it stops the loop and completes
+// every request still pending with CANCELLED.
+class CurlHttpClient final : public HttpClient {
+ public:
+  // Errors: INTERNAL if libcurl cannot be initialized.
+  static absl::StatusOr<std::unique_ptr<CurlHttpClient>> Create(
+      CurlHttpClientOptions options);
+
+  ~CurlHttpClient() override;
+  CurlHttpClient(const CurlHttpClient&) = delete;
+  CurlHttpClient& operator=(const CurlHttpClient&) = delete;
+
+  void Send(HttpRequest request, HttpCallback done) override;
+  HttpRequestId Start(HttpRequest request, HttpCallback done) override;
+  void Cancel(HttpRequestId id) override;
+
+  CurlHttpClientStats stats() const;
+
+ private:
+  struct Pending {
+    HttpRequestId id;
+    HttpRequest request;
+    HttpCallback done;
+  };
+
+  CurlHttpClient(CurlHttpClientOptions options, void* multi);
+
+  // Loop-thread only.
+  void Loop();
+  void AddTransfer(Pending pending);
+  void FinishTransfer(void* easy, int curl_code);
+  void CancelTransfer(HttpRequestId id);
+  void ReleaseEasy(void* easy);
+
+  const CurlHttpClientOptions options_;
+  void* const multi_;  // CURLM*; owned.
+
+  mutable absl::Mutex mu_;
+  std::deque<Pending> queued_ ABSL_GUARDED_BY(mu_);
+  std::vector<HttpRequestId> cancels_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  HttpRequestId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+
+  // Owned by the loop thread.
+  std::unordered_map<HttpRequestId, std::unique_ptr<internal::CurlTransfer>>
+      active_;
+  std::vector<void*> idle_easies_;  // CURL* kept for reuse.
+
+  std::atomic<uint64_t> requests_started_{0};
+  std::atomic<uint64_t> requests_completed_{0};
+  std::atomic<uint64_t> connections_opened_{0};
+  std::atomic<uint64_t> connections_reused_{0};
+
+  std::thread loop_;  // Last: starts after everything above exists.
+};
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_UPSTREAM_CURL_HTTP_CLIENT_H_

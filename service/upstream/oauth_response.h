@@ -1,0 +1,83 @@
+#ifndef TOKENBROKER_SERVICE_UPSTREAM_OAUTH_RESPONSE_H_
+#define TOKENBROKER_SERVICE_UPSTREAM_OAUTH_RESPONSE_H_
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "service/upstream/http_client.h"
+#include "service/upstream/token_source.h"
+
+// Pure functions that turn OAuth 2.0 token-endpoint answers into tokens or
+// statuses (the one conversion from HTTP/OAuth errors, see style.md). No I/O,
+// no clock: `now` is a parameter. Thread-safe.
+
+namespace tokenbroker {
+
+struct TokenParseOptions {
+  std::string app;  // Named in error messages.
+  // Lifetime assumed when `expires_in` is missing or unusable.
+  absl::Duration default_lifetime = absl::Seconds(3600);
+  // Longer lifetimes are clamped to this.
+  absl::Duration max_lifetime = absl::Hours(24);
+};
+
+// Parses a token endpoint answer received at `now`.
+//
+// Success: a 2xx answer whose body is a JSON object with a non-empty string
+// `access_token`. `token_type` must be "bearer" in any case, or absent.
+// `expires_in` may be a number or a numeric string; when missing,
+// non-numeric, zero or negative, `default_lifetime` is assumed (the server
+// will answer 401 when the token really expires); when above `max_lifetime`
+// it is clamped. `scope` (space separated) becomes Token::scopes, sorted and
+// de-duplicated; empty if absent.
+//
+// Errors (messages name the app, the HTTP status and the OAuth error code, and
+// never contain a token, a secret or the body verbatim; `error_description`
+// appears only sanitized and truncated):
+//   UNAVAILABLE          2xx that is not such a JSON object ("malformed token
+//                        response"); 408, 429 and 5xx, with the delay of
+//                        ParseRetryDelay() attached (retry_info.h) if any.
+//   FAILED_PRECONDITION  any other status (401, 400 invalid_grant, other
+//                        4xx, 3xx as redirects are not followed) or an
+//                        unsupported `token_type`: retrying soon will not help.
+absl::StatusOr<Token> ParseTokenResponse(const HttpResponse& response,
+                                         absl::Time now,
+                                         const TokenParseOptions& options);
+
+// The status for a non-2xx answer of an OAuth endpoint (token or revoke), as
+// described for ParseTokenResponse(). `endpoint` names it in the message
+// ("token", "revoke"). Returns OK for a 2xx status.
+absl::Status OAuthErrorStatus(const HttpResponse& response, absl::Time now,
+                              absl::string_view app,
+                              absl::string_view endpoint);
+
+// The delay a server asks for before the next request: `Retry-After` as delta
+// seconds or an HTTP date, else `X-RateLimit-Reset` as epoch seconds (values
+// below 1e9 are taken as delta seconds). Negative delays become zero; delays
+// are capped at one hour. nullopt if neither header is present and valid.
+std::optional<absl::Duration> ParseRetryDelay(const HttpHeaders& headers,
+                                              absl::Time now);
+
+// Encodes `fields` as application/x-www-form-urlencoded: RFC 3986 unreserved
+// characters kept, space as '+', everything else percent-encoded (UTF-8
+// bytes).
+std::string FormEncode(
+    const std::vector<std::pair<std::string, std::string>>& fields);
+
+// Encodes one name or value as FormEncode() does (RFC 6749 Appendix B; also
+// applied to the client id and secret before HTTP Basic, RFC 6749 2.3.1).
+std::string FormEncodeComponent(absl::string_view text);
+
+// `text` made safe for an error message: printable ASCII only (others become
+// '?'), at most `max_length` characters (then "...").
+std::string SanitizeForMessage(absl::string_view text, size_t max_length = 200);
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_UPSTREAM_OAUTH_RESPONSE_H_
