@@ -5,12 +5,11 @@
 #include <chrono>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "anypoint/tokenbroker/v1/broker_admin.grpc.pb.h"
 #include "anypoint/tokenbroker/v1/token_broker.grpc.pb.h"
-#include "client/cli/io.h"
+#include "client/lib/channel.h"
 
 namespace tokenbroker::cli {
 namespace {
@@ -155,74 +154,26 @@ class GrpcBrokerStub final : public BrokerStub {
   const absl::Duration timeout_;
 };
 
-// Reads the file of a connection flag; errors name the flag.
-absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag,
-                                         const std::string& path) {
-  absl::StatusOr<std::string> content = ReadFile(path);
-  if (!content.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, ": ", content.status().message()));
-  }
-  return content;
-}
-
-absl::StatusOr<std::string> ReadBearerKey(const std::string& path) {
-  absl::StatusOr<std::string> content = ReadFlagFile("--bearer-file", path);
-  if (!content.ok()) return content.status();
-  std::string key(absl::StripAsciiWhitespace(*content));
-  if (key.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bearer file ", path, " is empty"));
-  }
-  // gRPC rejects metadata values outside printable ASCII; say so up front
-  // rather than failing the call with INTERNAL.
-  for (char c : key) {
-    if (c < 0x20 || c > 0x7e) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bearer file ", path, " must hold one key of printable ASCII"));
-    }
-  }
-  return key;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BrokerStub>> MakeGrpcBrokerStub(
     const ConnectionOptions& options) {
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options.plaintext) {
-    credentials = grpc::InsecureChannelCredentials();
-  } else {
-    grpc::SslCredentialsOptions ssl;
-    if (!options.ca_file.empty()) {
-      absl::StatusOr<std::string> ca = ReadFlagFile("--ca", options.ca_file);
-      if (!ca.ok()) return ca.status();
-      ssl.pem_root_certs = *std::move(ca);
-    }
-    if (!options.cert_file.empty()) {
-      absl::StatusOr<std::string> cert =
-          ReadFlagFile("--cert", options.cert_file);
-      if (!cert.ok()) return cert.status();
-      absl::StatusOr<std::string> key = ReadFlagFile("--key", options.key_file);
-      if (!key.ok()) return key.status();
-      ssl.pem_cert_chain = *std::move(cert);
-      ssl.pem_private_key = *std::move(key);
-    }
-    credentials = grpc::SslCredentials(ssl);
-  }
-  std::string bearer_key;
-  if (!options.bearer_file.empty()) {
-    absl::StatusOr<std::string> key = ReadBearerKey(options.bearer_file);
-    if (!key.ok()) return key.status();
-    bearer_key = *std::move(key);
-  }
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
-  arguments.SetUserAgentPrefix("tokenbrokerctl");
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.addr, credentials, arguments);
+  // The client library's channel setup, so that the CLI connects exactly as
+  // services using tokenbroker::Client do.
+  ClientChannelOptions channel;
+  channel.target = options.addr;
+  channel.plaintext = options.plaintext;
+  channel.ca_file = options.ca_file;
+  channel.cert_file = options.cert_file;
+  channel.key_file = options.key_file;
+  channel.bearer_file = options.bearer_file;
+  channel.user_agent_prefix = "tokenbrokerctl";
+  channel.max_receive_message_bytes = kMaxReceiveMessageBytes;
+  absl::StatusOr<ClientConnection> connection = MakeClientConnection(channel);
+  if (!connection.ok()) return connection.status();
   return std::make_unique<GrpcBrokerStub>(
-      std::move(channel), options.addr, std::move(bearer_key), options.timeout);
+      std::move(connection->channel), options.addr,
+      std::move(connection->bearer_key), options.timeout);
 }
 
 }  // namespace tokenbroker::cli

@@ -1,0 +1,216 @@
+// tokenbroker::Client: what a service links to get Anypoint access tokens
+// from the token broker.
+//
+//   tokenbroker::ClientChannelOptions channel;
+//   channel.target = "dns:///token-broker.tb.svc.cluster.local:50051";
+//   channel.load_balancing_policy = "round_robin";
+//   channel.ca_file = "/etc/tokenbroker/ca.pem";  // + cert_file, key_file
+//   absl::StatusOr<std::unique_ptr<tokenbroker::Client>> client =
+//       tokenbroker::Client::Create(channel);
+//   absl::StatusOr<tokenbroker::AccessToken> token =
+//       (*client)->GetToken("exchange");
+//   // send "Authorization: Bearer " + token->access_token to Anypoint
+//
+// Local cache. GetToken keeps each token it receives, keyed by app and the
+// sorted set of scopes, and answers later calls from memory, with no RPC at
+// all, while the token has at least `min_ttl` left. After the first RPC for a
+// key the client opens a TokenBroker.WatchToken stream for it: the broker
+// pushes each token it refreshes (at about two thirds of the lifetime), so in
+// steady state every GetToken is a hit. When a watch ends (broker restarted,
+// connection lost, error), the cached token is still served while it has
+// `min_ttl` left; after that GetToken falls back to a GetToken RPC, which also
+// opens a new watch. Keys are never evicted: one cache entry and one open
+// stream per (app, scopes) the process ever asked for.
+//
+// Deadlines and retries. Every unary RPC has a deadline of `timeout` in total;
+// UNAVAILABLE (broker unreachable or restarting, or Anypoint down with no
+// valid token) is retried with truncated exponential backoff and full jitter
+// within that deadline. GetToken is always safe to retry; Call only for GET
+// and HEAD. Other errors are returned at once.
+//
+// Errors are the broker's gRPC status as absl::Status (the codes have the same
+// values): NOT_FOUND unknown app, INVALID_ARGUMENT malformed request,
+// UNAUTHENTICATED / PERMISSION_DENIED the caller may not, FAILED_PRECONDITION
+// Anypoint rejected the app's credentials, UNAVAILABLE broker or Anypoint
+// unreachable, DEADLINE_EXCEEDED `timeout` passed. Messages never carry a
+// token or a secret.
+//
+// Thread safety: every method may be called from any thread at the same time.
+// The destructor cancels the watch streams and waits for them to end; no
+// other call may run on the Client then.
+#ifndef TOKENBROKER_CLIENT_LIB_CLIENT_H_
+#define TOKENBROKER_CLIENT_LIB_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/bit_gen_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "anypoint/tokenbroker/v1/token_broker.grpc.pb.h"
+#include "client/lib/channel.h"
+
+namespace tokenbroker {
+
+// An access token as the broker handed it out.
+struct AccessToken {
+  std::string access_token;  // Send as "Authorization: Bearer <token>".
+  std::string token_type;    // "Bearer".
+  absl::Time expires_at = absl::InfinitePast();
+  std::vector<std::string> scopes;
+  std::string app;  // The app the token belongs to.
+};
+
+// One HTTP request for Client::Call. `path` is origin-form with an optional
+// query ("/accounts/api/me"); the broker sends it to the app's control plane.
+struct ClientCallRequest {
+  std::string method = "GET";
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::vector<std::string> scopes;
+};
+
+// The upstream answer. `status` is Anypoint's HTTP status: a 403 is data, not
+// an error of Call.
+struct ClientCallResponse {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// Retries of UNAVAILABLE: attempt n (from 1) waits a uniformly random time in
+// [0, min(max_backoff, initial_backoff * multiplier^(n-1))] before the next.
+struct ClientRetryOptions {
+  int max_attempts = 4;  // 1: no retries.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  double multiplier = 2.0;
+};
+
+// The wait after failed attempt `attempt` (from 1): full jitter over the
+// truncated exponential bound above. Pure but for `gen`.
+absl::Duration BackoffDelay(const ClientRetryOptions& retry, int attempt,
+                            absl::BitGenRef gen);
+
+struct ClientOptions {
+  // Deadline of each unary RPC, retries included.
+  absl::Duration timeout = absl::Seconds(10);
+  // Used when GetToken's `min_ttl` is zero (the broker's default too).
+  absl::Duration default_min_ttl = absl::Seconds(30);
+  // Keep cached tokens fresh with WatchToken streams. Off: every token is
+  // served from the cache until it is within `min_ttl` of expiry, then
+  // fetched with a GetToken RPC.
+  bool watch = true;
+  ClientRetryOptions retry;
+  // Reads the time to judge expiry; null: absl::Now. Deadlines always use
+  // the real clock.
+  std::function<absl::Time()> clock;
+  // Waits between retries; null: absl::SleepFor.
+  std::function<void(absl::Duration)> sleep;
+  // Called on a gRPC thread after a watch updated the cache (OK) and when a
+  // watch ends (its final status; CANCELLED when the Client is destroyed).
+  // For logging and tests; must not block or destroy the Client.
+  std::function<void(const std::string& app, const absl::Status& status)>
+      on_watch_event;
+};
+
+// Counters of what the client did, since it was created.
+struct ClientStats {
+  int64_t cache_hits = 0;      // GetToken answered from memory.
+  int64_t get_token_rpcs = 0;  // GetToken RPC attempts (retries included).
+  int64_t call_rpcs = 0;       // Call RPC attempts.
+  int64_t watches_started = 0;
+  int64_t watch_updates = 0;  // Tokens received on watch streams.
+  int64_t watch_breaks = 0;   // Streams that ended other than by ~Client.
+};
+
+class Client {
+ public:
+  // Connects with MakeClientConnection(channel). Errors: those of
+  // MakeClientConnection.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(
+      const ClientChannelOptions& channel, ClientOptions options = {});
+
+  // Uses an existing connection (for example one channel shared with other
+  // stubs).
+  Client(ClientConnection connection, ClientOptions options);
+  ~Client();
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // A token of `app` carrying `scopes` with at least `min_ttl` left (zero:
+  // `default_min_ttl`), from the local cache when it holds one, else from
+  // the broker. `app` may be empty: the broker picks the narrowest app the
+  // caller may use whose scopes cover `scopes`.
+  absl::StatusOr<AccessToken> GetToken(
+      const std::string& app, const std::vector<std::string>& scopes = {},
+      absl::Duration min_ttl = absl::ZeroDuration());
+
+  // Sends `request` through the broker (TokenBroker.Call) with `app`'s token
+  // injected. The token never reaches this process.
+  absl::StatusOr<ClientCallResponse> Call(const std::string& app,
+                                          const ClientCallRequest& request);
+
+  // Call with GET and no body.
+  absl::StatusOr<ClientCallResponse> Get(const std::string& app,
+                                         const std::string& path);
+
+  ClientStats stats() const;
+
+ private:
+  class WatchReactor;
+  using Key = std::pair<std::string, std::vector<std::string>>;
+  struct Entry {
+    std::optional<AccessToken> token;
+    std::shared_ptr<WatchReactor> watch;  // Null when no stream is open.
+  };
+
+  absl::Time Now() const;
+  void Prepare(grpc::ClientContext* context) const;
+  absl::Status FromGrpc(const grpc::Status& status,
+                        absl::string_view rpc_name) const;
+  template <typename Response, typename Rpc>
+  absl::StatusOr<Response> Unary(absl::string_view rpc_name, bool retry,
+                                 std::atomic<int64_t>* attempts, Rpc rpc);
+
+  // From WatchReactor, on gRPC threads.
+  void OnWatchToken(const Key& key,
+                    const anypoint::tokenbroker::v1::GetTokenResponse& token);
+  void OnWatchDone(const Key& key, const WatchReactor* reactor,
+                   const std::string& app, const grpc::Status& status);
+
+  const ClientConnection connection_;
+  const ClientOptions options_;
+  const std::unique_ptr<anypoint::tokenbroker::v1::TokenBroker::Stub> broker_;
+
+  std::atomic<int64_t> get_token_rpcs_{0};
+  std::atomic<int64_t> call_rpcs_{0};
+
+  mutable absl::Mutex mu_;
+  std::map<Key, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // Streams that have ended, to be deleted on a user thread.
+  std::vector<std::shared_ptr<WatchReactor>> finished_ ABSL_GUARDED_BY(mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  int active_watches_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t cache_hits_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t watches_started_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t watch_updates_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t watch_breaks_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_CLIENT_LIB_CLIENT_H_

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Calls a running broker through the generated Python stubs.
+
+Run by with_broker.sh (TOKENBROKER_ADDR, ANYPOINT_URL), with the generated
+package (build/client/python) on PYTHONPATH and Debian's python3-grpcio.
+"""
+
+import os
+import time
+import unittest
+
+import grpc
+
+from anypoint.tokenbroker.v1 import broker_admin_pb2
+from anypoint.tokenbroker.v1 import broker_admin_pb2_grpc
+from anypoint.tokenbroker.v1 import token_broker_pb2
+from anypoint.tokenbroker.v1 import token_broker_pb2_grpc
+
+
+class PythonClientTest(unittest.TestCase):
+
+    def setUp(self):
+        self.channel = grpc.insecure_channel(os.environ["TOKENBROKER_ADDR"])
+        self.broker = token_broker_pb2_grpc.TokenBrokerStub(self.channel)
+        self.admin = broker_admin_pb2_grpc.BrokerAdminStub(self.channel)
+
+    def tearDown(self):
+        self.channel.close()
+
+    def test_get_token(self):
+        token = self.broker.GetToken(
+            token_broker_pb2.GetTokenRequest(app="design-center"), timeout=20)
+        self.assertTrue(token.access_token)
+        self.assertEqual(token.token_type, "Bearer")
+        self.assertEqual(token.app, "design-center")
+        self.assertGreater(token.expires_at.seconds, time.time())
+        again = self.broker.GetToken(
+            token_broker_pb2.GetTokenRequest(app="design-center"), timeout=20)
+        self.assertEqual(again.access_token, token.access_token)
+
+    def test_unknown_app_is_not_found(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.broker.GetToken(
+                token_broker_pb2.GetTokenRequest(app="no-such-app"), timeout=20)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_watch_sends_the_current_token(self):
+        stream = self.broker.WatchToken(
+            token_broker_pb2.WatchTokenRequest(app="exchange-reader"))
+        first = next(stream)
+        stream.cancel()
+        self.assertTrue(first.access_token)
+        self.assertEqual(first.app, "exchange-reader")
+
+    def test_list_apps(self):
+        apps = self.admin.ListApps(broker_admin_pb2.ListAppsRequest(), timeout=20)
+        names = [app.name for app in apps.apps]
+        self.assertEqual(names, ["design-center", "exchange-reader"])
+        self.assertEqual(apps.apps[0].grant_type,
+                         broker_admin_pb2.GRANT_TYPE_CLIENT_CREDENTIALS)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
