@@ -523,6 +523,11 @@ absl::Status Emulator::Impl::Start(const Options& options) {
   });
   server->set_payload_max_length(kMaxEchoBytes);
   server->set_keep_alive_timeout(5);
+  // httplib closes a connection after 5 requests by default; Anypoint keeps
+  // connections open, and tests of connection reuse rely on it.
+  server->set_keep_alive_max_count(100000);
+  // Without it, small answers wait for the client's delayed ACK (~40 ms).
+  server->set_tcp_nodelay(true);
   server->set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
         SetMessage(res, 500, "internal error in the emulator");
@@ -1393,6 +1398,17 @@ void Emulator::Impl::HandleEcho(const httplib::Request& req,
        status < 200 || status > 599)) {
     SetMessage(res, 400, "status must be an integer between 200 and 599");
     return;
+  }
+  // ?add_header=Name:Value (repeatable): extra response headers, in order,
+  // e.g. Set-Cookie or repeated Link headers for proxy tests.
+  for (size_t i = 0; i < req.get_param_value_count("add_header"); ++i) {
+    const std::string spec = req.get_param_value("add_header", i);
+    const size_t colon = spec.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      SetMessage(res, 400, "add_header must be Name:Value");
+      return;
+    }
+    res.headers.emplace(spec.substr(0, colon), spec.substr(colon + 1));
   }
   if (req.has_param("bytes")) {
     size_t bytes = 0;

@@ -561,6 +561,13 @@ class Parser {
     }
     if (auto it = keys.find("fail_closed"); it != keys.end()) {
       TB_CONFIG_ASSIGN_OR_RETURN(audit->fail_closed, Bool(it->second));
+      // Without a path nothing is written, so nothing could ever fail: the
+      // operator asked for a guarantee the broker would not give.
+      if (audit->fail_closed && audit->path.empty()) {
+        return Error(it->second,
+                     "fail_closed needs audit.path (a file, or \"-\" for "
+                     "stdout): without it no record is written");
+      }
     }
     return absl::OkStatus();
   }
@@ -622,8 +629,8 @@ class Parser {
     return rule;
   }
 
-  absl::StatusOr<AppGrant> ParseGrant(const Field& field,
-                                      const std::vector<AppConfig>& apps) const {
+  absl::StatusOr<AppGrant> ParseGrant(
+      const Field& field, const std::vector<AppConfig>& apps) const {
     FieldMap keys;
     TB_CONFIG_RETURN_IF_ERROR(
         ReadMap(field, {"app", "scopes", "get_token", "routes"}, &keys));
@@ -715,20 +722,19 @@ class Parser {
                                   "letters, digits, '.', '_' or '-'"));
       }
       if (owners.count("name:" + caller.name) != 0) {
-        return Error(it->second, absl::StrCat("duplicate caller name '",
-                                              caller.name, "'"));
+        return Error(it->second,
+                     absl::StrCat("duplicate caller name '", caller.name, "'"));
       }
       owners["name:" + caller.name] = caller.name;
       if (it = keys.find("identities"); it != keys.end()) {
         TB_CONFIG_ASSIGN_OR_RETURN(caller.identities, TokenList(it->second));
         for (const std::string& identity : caller.identities) {
-          auto [pos, inserted] =
-              owners.emplace("id:" + identity, caller.name);
+          auto [pos, inserted] = owners.emplace("id:" + identity, caller.name);
           if (!inserted) {
-            return Error(it->second,
-                         absl::StrCat("identity '", identity,
-                                      "' is already given to caller ",
-                                      pos->second));
+            return Error(
+                it->second,
+                absl::StrCat("identity '", identity,
+                             "' is already given to caller ", pos->second));
           }
         }
       }
@@ -782,8 +788,29 @@ class Parser {
   absl::Status ParseUpstream(const Field& field,
                              UpstreamConfig* upstream) const {
     FieldMap keys;
-    TB_CONFIG_RETURN_IF_ERROR(ReadMap(
-        field, {"ca_file", "connect_timeout", "request_timeout"}, &keys));
+    TB_CONFIG_RETURN_IF_ERROR(
+        ReadMap(field,
+                {"ca_file", "connect_timeout", "request_timeout",
+                 "max_request_bytes", "max_response_bytes"},
+                &keys));
+    for (const auto& [name, target] :
+         std::vector<std::pair<absl::string_view, int64_t*>>{
+             {"max_request_bytes", &upstream->max_request_bytes},
+             {"max_response_bytes", &upstream->max_response_bytes}}) {
+      auto it = keys.find(std::string(name));
+      if (it == keys.end()) continue;
+      std::string text;
+      TB_CONFIG_ASSIGN_OR_RETURN(text, String(it->second));
+      int64_t value = 0;
+      if (!absl::SimpleAtoi(text, &value) || value < 1024 ||
+          value > (int64_t{1} << 30)) {
+        return Error(it->second,
+                     absl::StrCat("'", text,
+                                  "' must be a number of bytes between 1024 "
+                                  "and 1073741824, e.g. 8388608 for 8 MiB"));
+      }
+      *target = value;
+    }
     if (auto it = keys.find("ca_file"); it != keys.end()) {
       TB_CONFIG_ASSIGN_OR_RETURN(upstream->ca_file, String(it->second));
     }
@@ -881,8 +908,8 @@ class Parser {
   absl::Status ParseDevelopment(const Field& field,
                                 DevelopmentConfig* development) const {
     FieldMap keys;
-    TB_CONFIG_RETURN_IF_ERROR(ReadMap(
-        field, {"allow_inline_secrets", "insecure_plaintext"}, &keys));
+    TB_CONFIG_RETURN_IF_ERROR(
+        ReadMap(field, {"allow_inline_secrets", "insecure_plaintext"}, &keys));
     if (auto it = keys.find("allow_inline_secrets"); it != keys.end()) {
       TB_CONFIG_ASSIGN_OR_RETURN(development->allow_inline_secrets,
                                  Bool(it->second));
@@ -1041,11 +1068,11 @@ class Parser {
                                 "cache and apps; got ",
                                 Describe(root)));
     }
-    TB_CONFIG_RETURN_IF_ERROR(ReadMap(
-        root_field,
-        {"listen", "log_level", "upstream", "cache", "development", "apps",
-         "callers", "audit"},
-        &keys));
+    TB_CONFIG_RETURN_IF_ERROR(
+        ReadMap(root_field,
+                {"listen", "log_level", "upstream", "cache", "development",
+                 "apps", "callers", "audit"},
+                &keys));
     // development first: it decides whether inline secrets are accepted.
     if (auto it = keys.find("development"); it != keys.end()) {
       TB_CONFIG_RETURN_IF_ERROR(

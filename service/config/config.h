@@ -1,6 +1,7 @@
 #ifndef TOKENBROKER_SERVICE_CONFIG_CONFIG_H_
 #define TOKENBROKER_SERVICE_CONFIG_CONFIG_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,9 @@ struct UpstreamConfig {
   std::string ca_file;  // CA bundle; empty: the system's.
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration request_timeout = absl::Seconds(30);
+  // Body limits of proxied Calls.
+  int64_t max_request_bytes = 8 << 20;
+  int64_t max_response_bytes = 32 << 20;
 };
 
 // TLS of the gRPC listener. With `client_ca_file`, callers must present a

@@ -42,8 +42,8 @@ absl::Status AuthorizeAdminRequest(RequestContext& request,
 
 BrokerAdminService::BrokerAdminService(const ConfigStore& config,
                                        TokenCache& cache,
-                                       BrokerControl& control,
-                                       AuditSink& audit, const Clock& clock)
+                                       BrokerControl& control, AuditSink& audit,
+                                       const Clock& clock)
     : config_(config),
       cache_(cache),
       control_(control),
@@ -107,8 +107,8 @@ grpc::ServerUnaryReactor* BrokerAdminService::RefreshToken(
     grpc::CallbackServerContext* context,
     const pb::RefreshTokenRequest* request,
     pb::RefreshTokenResponse* response) {
-  auto rpc = std::make_shared<RequestContext>(*context, config_.Get(), audit_,
-                                              clock_, "BrokerAdmin.RefreshToken");
+  auto rpc = std::make_shared<RequestContext>(
+      *context, config_.Get(), audit_, clock_, "BrokerAdmin.RefreshToken");
   if (absl::Status s = AuthorizeAdminRequest(*rpc, "RefreshToken"); !s.ok()) {
     return FinishUnary(context, s);
   }
@@ -123,41 +123,41 @@ grpc::ServerUnaryReactor* BrokerAdminService::RefreshToken(
   if (!resolved.ok()) return FinishUnary(context, rpc->Deny(resolved.status()));
 
   auto* reactor = context->DefaultReactor();
-  cache_.Refresh(resolved->upstream, [rpc, reactor, response](
-                                         absl::StatusOr<TokenPtr> result) {
-    if (result.ok()) {
-      rpc->record().token_fingerprint =
-          TokenFingerprint((*result)->access_token);
-      *response->mutable_expires_at() = ToTimestamp((*result)->expires_at);
-    }
-    reactor->Finish(ToGrpcStatus(rpc->Use(result.status())));
-  });
+  cache_.Refresh(resolved->upstream,
+                 [rpc, reactor, response](absl::StatusOr<TokenPtr> result) {
+                   if (result.ok()) {
+                     rpc->record().token_fingerprint =
+                         TokenFingerprint((*result)->access_token);
+                     *response->mutable_expires_at() =
+                         ToTimestamp((*result)->expires_at);
+                   }
+                   reactor->Finish(ToGrpcStatus(rpc->Use(result.status())));
+                 });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerAdminService::RevokeToken(
-    grpc::CallbackServerContext* context,
-    const pb::RevokeTokenRequest* request, pb::RevokeTokenResponse* response) {
-  auto rpc = std::make_shared<RequestContext>(*context, config_.Get(), audit_,
-                                              clock_, "BrokerAdmin.RevokeToken");
+    grpc::CallbackServerContext* context, const pb::RevokeTokenRequest* request,
+    pb::RevokeTokenResponse* response) {
+  auto rpc = std::make_shared<RequestContext>(
+      *context, config_.Get(), audit_, clock_, "BrokerAdmin.RevokeToken");
   if (absl::Status s = AuthorizeAdminRequest(*rpc, "RevokeToken"); !s.ok()) {
     return FinishUnary(context, s);
   }
   rpc->record().app = request->app();
   if (rpc->config().FindApp(request->app()) == nullptr) {
-    return FinishUnary(
-        context, rpc->Deny(absl::NotFoundError(absl::StrCat(
-                     "unknown app '", request->app(),
-                     "'; ListApps shows the configured apps"))));
+    return FinishUnary(context, rpc->Deny(absl::NotFoundError(absl::StrCat(
+                                    "unknown app '", request->app(),
+                                    "'; ListApps shows the configured apps"))));
   }
   auto* reactor = context->DefaultReactor();
-  control_.Revoke(request->app(), [rpc, reactor,
-                                   response](absl::StatusOr<int> revoked) {
-    rpc->record().event = "revoke";
-    if (revoked.ok()) response->set_revoked(*revoked);
-    absl::Status status = rpc->Use(revoked.status());
-    reactor->Finish(ToGrpcStatus(status));
-  });
+  control_.Revoke(request->app(),
+                  [rpc, reactor, response](absl::StatusOr<int> revoked) {
+                    rpc->record().event = "revoke";
+                    if (revoked.ok()) response->set_revoked(*revoked);
+                    absl::Status status = rpc->Use(revoked.status());
+                    reactor->Finish(ToGrpcStatus(status));
+                  });
   return reactor;
 }
 

@@ -5,8 +5,8 @@
 #include "service/auth/audit.h"
 #include "service/cache/token_cache.h"
 #include "service/common/clock.h"
-#include "service/grpc/broker_control.h"
 #include "service/config/config_store.h"
+#include "service/grpc/broker_control.h"
 
 namespace tokenbroker {
 

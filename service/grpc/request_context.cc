@@ -2,11 +2,10 @@
 
 #include <utility>
 
-#include "grpc/grpc_security_constants.h"
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "grpc/grpc_security_constants.h"
 #include "service/common/log.h"
 
 namespace tokenbroker {

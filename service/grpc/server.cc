@@ -30,9 +30,9 @@ absl::StatusOr<std::string> ReadPem(const std::string& path,
   std::ostringstream content;
   content << in.rdbuf();
   if (!in || content.str().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "listen.tls.", key, ": cannot read ", path,
-        ": check that the file exists and is readable"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("listen.tls.", key, ": cannot read ", path,
+                     ": check that the file exists and is readable"));
   }
   return content.str();
 }
@@ -70,6 +70,14 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     options.pem_root_certs = *std::move(ca);
   }
   return grpc::SslServerCredentials(options);
+}
+
+ProxyOptions ProxyOptionsFrom(const Config& config) {
+  ProxyOptions options;
+  options.max_response_body_bytes = config.upstream.max_response_bytes;
+  options.request_timeout = config.upstream.request_timeout;
+  options.min_ttl = config.cache.min_ttl;
+  return options;
 }
 
 }  // namespace
@@ -120,8 +128,13 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
                                                 *server->clock_, config.cache);
   server->config_ = std::make_unique<ConfigStore>(
       std::make_shared<const Config>(std::move(config)));
+  server->timers_ = std::make_unique<TimerQueue>();
+  server->proxy_ = std::make_unique<Proxy>(
+      *server->cache_, *server->http_, *server->timers_, *server->clock_,
+      ProxyOptionsFrom(*server->config_->Get()));
   server->token_service_ = std::make_unique<TokenBrokerService>(
-      *server->config_, *server->cache_, *server->audit_, *server->clock_);
+      *server->config_, *server->cache_, *server->proxy_, *server->audit_,
+      *server->clock_);
   server->admin_service_ = std::make_unique<BrokerAdminService>(
       *server->config_, *server->cache_, *server, *server->audit_,
       *server->clock_);
@@ -149,6 +162,10 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, *credentials, &port_);
+  // Room for the largest Call body plus the rest of the message, so that
+  // the broker's own limit answers with a clear message.
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(config->upstream.max_request_bytes + (1 << 20)));
   builder.RegisterService(token_service_.get());
   builder.RegisterService(admin_service_.get());
   server_ = builder.BuildAndStart();
@@ -277,13 +294,13 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
   for (const char* key : {"listen", "upstream", "audit"}) {
     bool same = true;
     if (std::string(key) == "listen") {
-      same = fresh->listen.grpc == old->listen.grpc &&
-             fresh->listen.tls.cert_file == old->listen.tls.cert_file &&
-             fresh->listen.tls.key_file == old->listen.tls.key_file &&
-             fresh->listen.tls.client_ca_file ==
-                 old->listen.tls.client_ca_file &&
-             fresh->development.insecure_plaintext ==
-                 old->development.insecure_plaintext;
+      same =
+          fresh->listen.grpc == old->listen.grpc &&
+          fresh->listen.tls.cert_file == old->listen.tls.cert_file &&
+          fresh->listen.tls.key_file == old->listen.tls.key_file &&
+          fresh->listen.tls.client_ca_file == old->listen.tls.client_ca_file &&
+          fresh->development.insecure_plaintext ==
+              old->development.insecure_plaintext;
     } else if (std::string(key) == "upstream") {
       same = fresh->upstream.ca_file == old->upstream.ca_file &&
              fresh->upstream.connect_timeout == old->upstream.connect_timeout;
@@ -291,14 +308,16 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
       same = fresh->audit.path == old->audit.path;
     }
     if (!same) {
-      LogWarning("config reload: this section changed but takes effect only "
-                 "after a restart",
-                 {{"section", key}});
+      LogWarning(
+          "config reload: this section changed but takes effect only "
+          "after a restart",
+          {{"section", key}});
     }
   }
 
   source_->SetApps(fresh->apps);
   cache_->SetPolicy(fresh->cache);
+  proxy_->SetOptions(ProxyOptionsFrom(*fresh));
   config_->Set(fresh);
   if (LogLevel level; ParseLogLevel(fresh->log_level, &level)) {
     SetLogLevel(level);

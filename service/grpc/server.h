@@ -14,11 +14,13 @@
 #include "service/cache/refresher.h"
 #include "service/cache/token_cache.h"
 #include "service/common/clock.h"
+#include "service/common/timer_queue.h"
 #include "service/config/config.h"
 #include "service/config/config_store.h"
 #include "service/grpc/broker_admin_service.h"
 #include "service/grpc/broker_control.h"
 #include "service/grpc/token_broker_service.h"
+#include "service/proxy/proxy.h"
 #include "service/upstream/http_client.h"
 #include "service/upstream/oauth_token_source.h"
 
@@ -86,6 +88,8 @@ class BrokerServer final : public BrokerControl {
   std::unique_ptr<OAuthTokenSource> source_;
   std::unique_ptr<TokenCache> cache_;
   std::unique_ptr<Refresher> refresher_;
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<Proxy> proxy_;
   std::unique_ptr<TokenBrokerService> token_service_;
   std::unique_ptr<BrokerAdminService> admin_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -10,10 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/util/time_util.h"
-#include "service/cache/token_request.h"
 #include "service/auth/policy.h"
+#include "service/cache/token_request.h"
 #include "service/grpc/request_context.h"
 #include "service/grpc/status.h"
+#include "service/proxy/call_request.h"
 
 namespace tokenbroker {
 namespace {
@@ -54,8 +55,8 @@ class GetTokenReactor final : public grpc::ServerUnaryReactor {
 
   void OnCancel() override {
     if (finished_.exchange(true)) return;
-    absl::Status cancelled =
-        absl::CancelledError("cancelled while waiting for a token from Anypoint");
+    absl::Status cancelled = absl::CancelledError(
+        "cancelled while waiting for a token from Anypoint");
     Finish(ToGrpcStatus(request_->Use(cancelled)));
   }
 
@@ -197,6 +198,73 @@ class WatchReactor final
   bool finishing_ = false;
 };
 
+// Forwards one Call; finished exactly once by the upstream answer or the
+// RPC's cancellation (which cancels the upstream transfer).
+class CallReactor final : public grpc::ServerUnaryReactor {
+ public:
+  CallReactor(pb::CallResponse* response,
+              std::unique_ptr<RequestContext> request)
+      : response_(response), request_(std::move(request)) {}
+
+  void Start(Proxy& proxy, ProxyRequest proxied) {
+    // The answer may come inline and finish (and delete) this reactor before
+    // Start() returns: afterwards touch only the shared state.
+    std::shared_ptr<Shared> shared = shared_;
+    std::shared_ptr<ProxyCall> call = proxy.Start(
+        std::move(proxied), [this](absl::StatusOr<ProxyResult> result) {
+          Complete(std::move(result));
+        });
+    absl::MutexLock lock(&shared->mu);
+    if (!shared->completed) shared->call = std::move(call);
+  }
+
+  void OnCancel() override {
+    std::shared_ptr<ProxyCall> call;
+    {
+      absl::MutexLock lock(&shared_->mu);
+      call = shared_->call;
+    }
+    // Ends the upstream transfer; Complete() then finishes with CANCELLED.
+    if (call != nullptr) call->Cancel();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Complete(absl::StatusOr<ProxyResult> result) {
+    {
+      absl::MutexLock lock(&shared_->mu);
+      shared_->completed = true;
+      shared_->call = nullptr;
+    }
+    if (result.ok()) {
+      request_->record().upstream_status = result->response.status;
+      request_->record().token_fingerprint = result->token_fingerprint;
+    }
+    absl::Status status = request_->Use(result.status());
+    if (status.ok()) {
+      response_->set_status(result->response.status);
+      for (auto& [name, value] : result->response.headers) {
+        pb::Header* header = response_->add_headers();
+        header->set_name(name);
+        header->set_value(std::move(value));
+      }
+      response_->set_body(std::move(result->response.body));
+    }
+    Finish(ToGrpcStatus(status));
+  }
+
+  struct Shared {
+    absl::Mutex mu;
+    std::shared_ptr<ProxyCall> call ABSL_GUARDED_BY(mu);
+    bool completed ABSL_GUARDED_BY(mu) = false;
+  };
+
+  pb::CallResponse* response_;
+  std::unique_ptr<RequestContext> request_;
+  std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
+};
+
 }  // namespace
 
 void FillTokenResponse(const Token& token, const std::string& app,
@@ -211,21 +279,25 @@ void FillTokenResponse(const Token& token, const std::string& app,
 }
 
 TokenBrokerService::TokenBrokerService(const ConfigStore& config,
-                                       TokenCache& cache, AuditSink& audit,
-                                       const Clock& clock)
-    : config_(config), cache_(cache), audit_(audit), clock_(clock) {}
+                                       TokenCache& cache, Proxy& proxy,
+                                       AuditSink& audit, const Clock& clock)
+    : config_(config),
+      cache_(cache),
+      proxy_(proxy),
+      audit_(audit),
+      clock_(clock) {}
 
 grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
     grpc::CallbackServerContext* context, const pb::GetTokenRequest* request,
     pb::GetTokenResponse* response) {
-  auto rpc = std::make_unique<RequestContext>(
-      *context, config_.Get(), audit_, clock_, "TokenBroker.GetToken");
+  auto rpc = std::make_unique<RequestContext>(*context, config_.Get(), audit_,
+                                              clock_, "TokenBroker.GetToken");
   if (request->min_ttl_seconds() < 0 ||
       request->min_ttl_seconds() > kMaxMinTtlSeconds) {
     return FinishUnary(
-        context, rpc->Deny(absl::InvalidArgumentError(absl::StrCat(
-                     "min_ttl_seconds: must be between 0 and ",
-                     kMaxMinTtlSeconds))));
+        context,
+        rpc->Deny(absl::InvalidArgumentError(absl::StrCat(
+            "min_ttl_seconds: must be between 0 and ", kMaxMinTtlSeconds))));
   }
   absl::StatusOr<ResolvedTokenRequest> resolved =
       AuthorizeTokenRequest(*rpc, request->app(), request->scopes());
@@ -283,11 +355,61 @@ grpc::ServerWriteReactor<pb::GetTokenResponse>* TokenBrokerService::WatchToken(
 grpc::ServerUnaryReactor* TokenBrokerService::Call(
     grpc::CallbackServerContext* context, const pb::CallRequest* request,
     pb::CallResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      "Call is not implemented yet; use GetToken and send the request "
-      "yourself"));
+  auto rpc = std::make_unique<RequestContext>(*context, config_.Get(), audit_,
+                                              clock_, "TokenBroker.Call");
+  if (absl::Status s = rpc->Authenticate(); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  const Config& config = rpc->config();
+  std::vector<std::string> scopes = ToVector(request->scopes());
+  AuditRecord& record = rpc->record();
+  record.app = request->app();
+  record.scopes = scopes;
+  record.http_method = request->method();
+  record.path = request->path();
+
+  HttpHeaders headers;
+  headers.reserve(request->headers_size());
+  for (const pb::Header& header : request->headers()) {
+    headers.emplace_back(header.name(), header.value());
+  }
+  CallLimits limits;
+  limits.max_request_body_bytes = config.upstream.max_request_bytes;
+  limits.max_response_body_bytes = config.upstream.max_response_bytes;
+  absl::StatusOr<ResolvedTokenRequest> resolved =
+      request->app().empty()
+          ? absl::InvalidArgumentError("app: required for Call")
+          : ResolveTokenRequest(config, request->app(), scopes);
+  if (!resolved.ok()) return FinishUnary(context, rpc->Deny(resolved.status()));
+  if (absl::Status s =
+          ValidateCallRequest(request->method(), request->path(), headers,
+                              request->body().size(), limits);
+      !s.ok()) {
+    return FinishUnary(context, rpc->Deny(s));
+  }
+  if (absl::Status s = AuthorizeCall(rpc->caller(), *resolved->app, scopes,
+                                     request->method(), request->path());
+      !s.ok()) {
+    return FinishUnary(context, rpc->Deny(s));
+  }
+  // Audited before any upstream traffic; fail-closed stops it here.
+  if (absl::Status s = rpc->AllowDecision("route granted"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+
+  ProxyRequest proxied;
+  proxied.token = resolved->upstream;
+  proxied.base_url = resolved->app->base_url;
+  proxied.method = request->method();
+  proxied.path = request->path();
+  proxied.headers = std::move(headers);
+  proxied.body = request->body();
+  absl::Time deadline = absl::FromChrono(context->deadline());
+  proxied.deadline =
+      std::min(deadline, clock_.Now() + config.upstream.request_timeout);
+
+  auto* reactor = new CallReactor(response, std::move(rpc));
+  reactor->Start(proxy_, std::move(proxied));
   return reactor;
 }
 

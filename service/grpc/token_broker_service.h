@@ -6,6 +6,7 @@
 #include "service/cache/token_cache.h"
 #include "service/common/clock.h"
 #include "service/config/config_store.h"
+#include "service/proxy/proxy.h"
 
 namespace tokenbroker {
 
@@ -17,7 +18,7 @@ namespace tokenbroker {
 class TokenBrokerService final
     : public anypoint::tokenbroker::v1::TokenBroker::CallbackService {
  public:
-  TokenBrokerService(const ConfigStore& config, TokenCache& cache,
+  TokenBrokerService(const ConfigStore& config, TokenCache& cache, Proxy& proxy,
                      AuditSink& audit, const Clock& clock);
 
   grpc::ServerUnaryReactor* GetToken(
@@ -38,6 +39,7 @@ class TokenBrokerService final
  private:
   const ConfigStore& config_;
   TokenCache& cache_;
+  Proxy& proxy_;
   AuditSink& audit_;
   const Clock& clock_;
 };

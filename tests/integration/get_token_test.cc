@@ -236,7 +236,7 @@ TEST_F(GetTokenTest, BadRequestsGetClearErrorsAndServiceKeepsRunning) {
   grpc::ClientContext call_context;
   pb::CallResponse call_response;
   status = stub_->Call(&call_context, pb::CallRequest(), &call_response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(GetTokenTest, WatchStreamsCurrentThenRefreshedTokens) {

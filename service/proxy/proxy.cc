@@ -1,0 +1,232 @@
+#include "service/proxy/proxy.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "service/cache/backoff_policy.h"
+#include "service/common/log.h"
+
+namespace tokenbroker {
+
+class Proxy::Call final : public ProxyCall,
+                          public std::enable_shared_from_this<Proxy::Call> {
+ public:
+  Call(Proxy& proxy, ProxyRequest request, ProxyOptions options,
+       ProxyCallback done)
+      : proxy_(proxy),
+        request_(std::move(request)),
+        options_(options),
+        backoff_(options.backoff_base, options.backoff_max),
+        done_(std::move(done)) {}
+
+  void Begin() { FetchToken(); }
+
+  void Cancel() override {
+    HttpRequestId http_id = kNoHttpRequestId;
+    TimerQueue::TimerId timer_id = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      cancelled_ = true;
+      http_id = http_id_;
+      timer_id = timer_id_;
+    }
+    // An HTTP exchange in flight completes with CANCELLED through
+    // OnResponse(); otherwise finish here.
+    if (http_id != kNoHttpRequestId) {
+      proxy_.http_.Cancel(http_id);
+      return;
+    }
+    if (timer_id != 0) proxy_.timers_.Cancel(timer_id);
+    Finish(absl::CancelledError("the call was cancelled"));
+  }
+
+ private:
+  void FetchToken() {
+    std::shared_ptr<Call> self = shared_from_this();
+    proxy_.cache_.Get(request_.token, options_.min_ttl,
+                      [self](absl::StatusOr<TokenPtr> token) {
+                        self->OnToken(std::move(token));
+                      });
+  }
+
+  void OnToken(absl::StatusOr<TokenPtr> token) {
+    if (!token.ok()) {
+      Finish(token.status());
+      return;
+    }
+    absl::Duration left = request_.deadline - proxy_.clock_.Now();
+    if (left <= absl::ZeroDuration()) {
+      Finish(absl::DeadlineExceededError(
+          "the caller's deadline passed before the request could be sent"));
+      return;
+    }
+    HttpRequest http;
+    http.method = request_.method;
+    http.url = absl::StrCat(request_.base_url, request_.path);
+    http.headers = request_.headers;
+    http.headers.emplace_back("Authorization",
+                              absl::StrCat("Bearer ", (*token)->access_token));
+    http.body = request_.body;
+    http.timeout = std::min(left, options_.request_timeout);
+    http.max_response_bytes = options_.max_response_body_bytes;
+
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled = cancelled_;
+      if (!cancelled) {
+        token_ = *token;
+        ++attempts_;
+        responded_ = false;
+      }
+    }
+    if (cancelled) {
+      Finish(absl::CancelledError("the call was cancelled"));
+      return;
+    }
+    // Start() may complete inline, and OnResponse() takes mu_: start the
+    // exchange without holding it.
+    std::shared_ptr<Call> self = shared_from_this();
+    HttpRequestId id = proxy_.http_.Start(
+        std::move(http), [self](absl::StatusOr<HttpResponse> response) {
+          self->OnResponse(std::move(response));
+        });
+    bool cancel_now;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!responded_) http_id_ = id;
+      // Cancel() ran between the two critical sections.
+      cancel_now = cancelled_ && !responded_;
+    }
+    if (cancel_now) proxy_.http_.Cancel(id);
+  }
+
+  void OnResponse(absl::StatusOr<HttpResponse> response) {
+    TokenPtr token;
+    bool cancelled;
+    bool retry_401;
+    int attempts;
+    {
+      absl::MutexLock lock(&mu_);
+      responded_ = true;
+      http_id_ = kNoHttpRequestId;
+      token = token_;
+      cancelled = cancelled_;
+      attempts = attempts_;
+      retry_401 = response.ok() && response->status == 401 && !retried_401_;
+      if (retry_401) retried_401_ = true;
+    }
+    if (cancelled) {
+      Finish(absl::CancelledError("the call was cancelled"));
+      return;
+    }
+    if (response.ok()) {
+      if (retry_401) {
+        // The cached token was refused: drop it, fetch a fresh one (single
+        // flight with every other caller of the app), try once more.
+        LogInfo("upstream answered 401; retrying once with a fresh token",
+                {{"app", request_.token.app},
+                 {"token", TokenFingerprint(token->access_token)}});
+        proxy_.cache_.Invalidate(request_.token, token->access_token);
+        FetchToken();
+        return;
+      }
+      ProxyResult result;
+      result.response.status = response->status;
+      result.response.headers = FilterResponseHeaders(response->headers);
+      result.response.body = std::move(response->body);
+      result.token_fingerprint = TokenFingerprint(token->access_token);
+      result.attempts = attempts;
+      Finish(std::move(result));
+      return;
+    }
+    const absl::Status& error = response.status();
+    if (error.code() == absl::StatusCode::kUnavailable &&
+        IsIdempotentMethod(request_.method) &&
+        attempts < options_.max_attempts) {
+      absl::Duration delay;
+      {
+        absl::MutexLock lock(&mu_);
+        delay = backoff_.OnCompletion();
+      }
+      if (proxy_.clock_.Now() + delay < request_.deadline) {
+        ScheduleRetry(delay);
+        return;
+      }
+    }
+    if (error.code() == absl::StatusCode::kDeadlineExceeded) {
+      Finish(absl::DeadlineExceededError(
+          absl::StrCat("Anypoint did not answer in time: ", error.message())));
+      return;
+    }
+    Finish(error);
+  }
+
+  void ScheduleRetry(absl::Duration delay) {
+    std::shared_ptr<Call> self = shared_from_this();
+    absl::MutexLock lock(&mu_);
+    timer_id_ = proxy_.timers_.Schedule(delay, [self] {
+      {
+        absl::MutexLock lock(&self->mu_);
+        self->timer_id_ = 0;
+      }
+      self->FetchToken();
+    });
+  }
+
+  void Finish(absl::StatusOr<ProxyResult> result) {
+    ProxyCallback done;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+      done = std::move(done_);
+    }
+    done(std::move(result));
+  }
+
+  Proxy& proxy_;
+  const ProxyRequest request_;
+  const ProxyOptions options_;
+  absl::Mutex mu_;
+  ExponentialBackoffPolicy backoff_ ABSL_GUARDED_BY(mu_);
+  bool retried_401_ ABSL_GUARDED_BY(mu_) = false;
+  int attempts_ ABSL_GUARDED_BY(mu_) = 0;
+  ProxyCallback done_ ABSL_GUARDED_BY(mu_);
+  TokenPtr token_ ABSL_GUARDED_BY(mu_);
+  HttpRequestId http_id_ ABSL_GUARDED_BY(mu_) = kNoHttpRequestId;
+  TimerQueue::TimerId timer_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool responded_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+Proxy::Proxy(TokenCache& cache, HttpClient& http, TimerQueue& timers,
+             const Clock& clock, ProxyOptions options)
+    : cache_(cache),
+      http_(http),
+      timers_(timers),
+      clock_(clock),
+      options_(options) {}
+
+void Proxy::SetOptions(const ProxyOptions& options) {
+  absl::MutexLock lock(&mu_);
+  options_ = options;
+}
+
+std::shared_ptr<ProxyCall> Proxy::Start(ProxyRequest request,
+                                        ProxyCallback done) {
+  ProxyOptions options;
+  {
+    absl::MutexLock lock(&mu_);
+    options = options_;
+  }
+  auto call = std::make_shared<Call>(*this, std::move(request), options,
+                                     std::move(done));
+  call->Begin();
+  return call;
+}
+
+}  // namespace tokenbroker

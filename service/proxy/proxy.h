@@ -1,0 +1,88 @@
+#ifndef TOKENBROKER_SERVICE_PROXY_PROXY_H_
+#define TOKENBROKER_SERVICE_PROXY_PROXY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "service/cache/token_cache.h"
+#include "service/common/clock.h"
+#include "service/common/timer_queue.h"
+#include "service/proxy/call_request.h"
+#include "service/upstream/http_client.h"
+
+namespace tokenbroker {
+
+// A validated Call to forward (see ValidateCallRequest()).
+struct ProxyRequest {
+  TokenRequest token;    // Whose token to inject.
+  std::string base_url;  // The app's control plane; the only destination.
+  std::string method;
+  std::string path;  // Origin form, with query.
+  HttpHeaders headers;
+  std::string body;
+  absl::Time deadline = absl::InfiniteFuture();  // The caller's.
+};
+
+struct ProxyResult {
+  HttpResponse response;          // Headers filtered (FilterResponseHeaders()).
+  std::string token_fingerprint;  // Of the token of the last attempt.
+  int attempts = 0;               // HTTP requests sent.
+};
+
+using ProxyCallback = absl::AnyInvocable<void(absl::StatusOr<ProxyResult>)>;
+
+struct ProxyOptions {
+  size_t max_response_body_bytes = 32 << 20;
+  absl::Duration request_timeout = absl::Seconds(30);  // Per attempt.
+  absl::Duration min_ttl = absl::Seconds(30);          // Of the injected token.
+  int max_attempts = 3;  // For transport failures of idempotent methods.
+  absl::Duration backoff_base = absl::Milliseconds(100);
+  absl::Duration backoff_max = absl::Seconds(2);
+};
+
+// One forwarded request in flight; Cancel() ends it with CANCELLED (the
+// upstream transfer is aborted). Thread-safe.
+class ProxyCall {
+ public:
+  virtual ~ProxyCall() = default;
+  virtual void Cancel() = 0;
+};
+
+// Forwards Calls to Anypoint with the app's bearer token injected:
+// - the token comes from the cache (single flight holds);
+// - a 401 to a cached token invalidates it, and the request is retried once
+//   with a fresh token; a second 401, or a 403, is returned as it is;
+// - transport failures (refused, reset, TLS) of idempotent methods are
+//   retried with exponential backoff and full jitter, within the deadline;
+// - every attempt is bounded by the caller's deadline and request_timeout.
+// Upstream HTTP statuses are data; errors are UNAVAILABLE (transport),
+// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (response too large), CANCELLED,
+// or the token's error (FAILED_PRECONDITION, UNAVAILABLE).
+// Thread-safe; `done` runs exactly once, on an I/O or timer thread (or
+// inline), and must not block.
+class Proxy {
+ public:
+  Proxy(TokenCache& cache, HttpClient& http, TimerQueue& timers,
+        const Clock& clock, ProxyOptions options);
+
+  std::shared_ptr<ProxyCall> Start(ProxyRequest request, ProxyCallback done);
+
+  void SetOptions(const ProxyOptions& options);
+
+ private:
+  class Call;
+
+  TokenCache& cache_;
+  HttpClient& http_;
+  TimerQueue& timers_;
+  const Clock& clock_;
+  absl::Mutex mu_;
+  ProxyOptions options_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_PROXY_PROXY_H_
