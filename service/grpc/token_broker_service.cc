@@ -1,6 +1,7 @@
 #include "service/grpc/token_broker_service.h"
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -265,6 +266,173 @@ class CallReactor final : public grpc::ServerUnaryReactor {
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 };
 
+// Streams one Call's answer. Pieces of the body are queued and written one
+// message at a time; above a high-water mark the upstream transfer is paused
+// until the caller has taken enough, so memory stays bounded whatever the
+// size of the answer.
+class CallStreamReactor final
+    : public grpc::ServerWriteReactor<pb::CallStreamResponse> {
+ public:
+  static CallStreamReactor* Start(Proxy& proxy, ProxyRequest proxied,
+                                  std::unique_ptr<RequestContext> request) {
+    auto* reactor = new CallStreamReactor(std::move(request));
+    std::shared_ptr<State> state = reactor->state_;
+    proxied.stream = std::make_shared<Sink>(state);
+    std::shared_ptr<ProxyCall> call = proxy.Start(
+        std::move(proxied), [state](absl::StatusOr<ProxyResult> result) {
+          absl::MutexLock lock(&state->mu);
+          if (state->reactor != nullptr) {
+            state->reactor->OnProxyDone(std::move(result));
+          }
+        });
+    absl::MutexLock lock(&state->mu);
+    state->call = std::move(call);
+    return reactor;
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::shared_ptr<ProxyCall> resume;
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->writing = false;
+      if (!ok) {
+        FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                  "the stream to the caller broke"));
+        resume = nullptr;
+      } else {
+        if (state_->paused && state_->queued_bytes < kLowWater) {
+          state_->paused = false;
+          resume = state_->call;
+        }
+        WriteNextLocked();
+      }
+    }
+    if (resume != nullptr) resume->Resume();
+  }
+
+  void OnCancel() override {
+    std::shared_ptr<ProxyCall> call;
+    {
+      absl::MutexLock lock(&state_->mu);
+      call = state_->call;
+    }
+    if (call != nullptr) call->Cancel();  // Ends in OnProxyDone(CANCELLED).
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->reactor = nullptr;
+      state_->call = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  static constexpr size_t kHighWater = 1 << 20;
+  static constexpr size_t kLowWater = 256 << 10;
+  static constexpr size_t kMaxMessage = 64 << 10;
+
+  struct State {
+    absl::Mutex mu;
+    CallStreamReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+    std::shared_ptr<ProxyCall> call ABSL_GUARDED_BY(mu);
+    std::deque<pb::CallStreamResponse> queue ABSL_GUARDED_BY(mu);
+    size_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
+    bool writing ABSL_GUARDED_BY(mu) = false;
+    bool paused ABSL_GUARDED_BY(mu) = false;
+    bool finishing ABSL_GUARDED_BY(mu) = false;
+    bool done ABSL_GUARDED_BY(mu) = false;  // The proxy call ended.
+    grpc::Status final_status ABSL_GUARDED_BY(mu);
+    pb::CallStreamResponse in_flight ABSL_GUARDED_BY(mu);
+  };
+
+  // The proxy's view of the stream; outlives the reactor safely.
+  class Sink final : public ProxyBodyStream {
+   public:
+    explicit Sink(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+    void OnHead(int status, const HttpHeaders& headers) override {
+      absl::MutexLock lock(&state_->mu);
+      pb::CallStreamResponse head;
+      head.set_status(status);
+      for (const auto& [name, value] : headers) {
+        pb::Header* header = head.add_headers();
+        header->set_name(name);
+        header->set_value(value);
+      }
+      state_->queue.push_back(std::move(head));
+      if (state_->reactor != nullptr) state_->reactor->WriteNextLocked();
+    }
+
+    bool OnData(absl::string_view data) override {
+      absl::MutexLock lock(&state_->mu);
+      std::deque<pb::CallStreamResponse>& queue = state_->queue;
+      // Coalesce small pieces into the last queued message.
+      if (queue.empty() || queue.back().body_chunk().size() >= kMaxMessage) {
+        queue.emplace_back();
+      }
+      queue.back().mutable_body_chunk()->append(data.data(), data.size());
+      state_->queued_bytes += data.size();
+      if (state_->reactor != nullptr) state_->reactor->WriteNextLocked();
+      if (state_->queued_bytes >= kHighWater) {
+        state_->paused = true;
+        return false;
+      }
+      return true;
+    }
+
+   private:
+    std::shared_ptr<State> state_;
+  };
+
+  explicit CallStreamReactor(std::unique_ptr<RequestContext> request)
+      : request_(std::move(request)), state_(std::make_shared<State>()) {
+    absl::MutexLock lock(&state_->mu);
+    state_->reactor = this;
+  }
+
+  void OnProxyDone(absl::StatusOr<ProxyResult> result) {
+    state_->mu.AssertHeld();
+    if (result.ok()) {
+      request_->record().upstream_status = result->response.status;
+      request_->record().token_fingerprint = result->token_fingerprint;
+    }
+    state_->done = true;
+    state_->final_status = ToGrpcStatus(request_->Use(result.status()));
+    if (!result.ok()) {
+      // A failed attempt's partial body is not worth sending.
+      state_->queue.clear();
+      state_->queued_bytes = 0;
+    }
+    WriteNextLocked();
+  }
+
+  void WriteNextLocked() {
+    state_->mu.AssertHeld();
+    if (state_->writing || state_->finishing) return;
+    if (!state_->queue.empty()) {
+      state_->in_flight = std::move(state_->queue.front());
+      state_->queue.pop_front();
+      state_->queued_bytes -= state_->in_flight.body_chunk().size();
+      state_->writing = true;
+      StartWrite(&state_->in_flight);
+      return;
+    }
+    if (state_->done) FinishLocked(state_->final_status);
+  }
+
+  void FinishLocked(const grpc::Status& status) {
+    state_->mu.AssertHeld();
+    if (state_->finishing) return;
+    state_->finishing = true;
+    Finish(status);
+  }
+
+  std::unique_ptr<RequestContext> request_;
+  std::shared_ptr<State> state_;
+};
+
 }  // namespace
 
 void FillTokenResponse(const Token& token, const std::string& app,
@@ -352,65 +520,86 @@ grpc::ServerWriteReactor<pb::GetTokenResponse>* TokenBrokerService::WatchToken(
   return new WatchReactor(cache_, resolved->upstream);
 }
 
-grpc::ServerUnaryReactor* TokenBrokerService::Call(
-    grpc::CallbackServerContext* context, const pb::CallRequest* request,
-    pb::CallResponse* response) {
-  auto rpc = std::make_unique<RequestContext>(*context, config_.Get(), audit_,
-                                              clock_, "TokenBroker.Call");
-  if (absl::Status s = rpc->Authenticate(); !s.ok()) {
-    return FinishUnary(context, s);
-  }
-  const Config& config = rpc->config();
-  std::vector<std::string> scopes = ToVector(request->scopes());
-  AuditRecord& record = rpc->record();
-  record.app = request->app();
+absl::StatusOr<ProxyRequest> TokenBrokerService::PrepareCall(
+    RequestContext& rpc, const grpc::CallbackServerContext& context,
+    const pb::CallRequest& request) {
+  if (absl::Status s = rpc.Authenticate(); !s.ok()) return s;
+  const Config& config = rpc.config();
+  std::vector<std::string> scopes = ToVector(request.scopes());
+  AuditRecord& record = rpc.record();
+  record.app = request.app();
   record.scopes = scopes;
-  record.http_method = request->method();
-  record.path = request->path();
+  record.http_method = request.method();
+  record.path = request.path();
 
   HttpHeaders headers;
-  headers.reserve(request->headers_size());
-  for (const pb::Header& header : request->headers()) {
+  headers.reserve(request.headers_size());
+  for (const pb::Header& header : request.headers()) {
     headers.emplace_back(header.name(), header.value());
   }
   CallLimits limits;
   limits.max_request_body_bytes = config.upstream.max_request_bytes;
   limits.max_response_body_bytes = config.upstream.max_response_bytes;
   absl::StatusOr<ResolvedTokenRequest> resolved =
-      request->app().empty()
+      request.app().empty()
           ? absl::InvalidArgumentError("app: required for Call")
-          : ResolveTokenRequest(config, request->app(), scopes);
-  if (!resolved.ok()) return FinishUnary(context, rpc->Deny(resolved.status()));
+          : ResolveTokenRequest(config, request.app(), scopes);
+  if (!resolved.ok()) return rpc.Deny(resolved.status());
   if (absl::Status s =
-          ValidateCallRequest(request->method(), request->path(), headers,
-                              request->body().size(), limits);
+          ValidateCallRequest(request.method(), request.path(), headers,
+                              request.body().size(), limits);
       !s.ok()) {
-    return FinishUnary(context, rpc->Deny(s));
+    return rpc.Deny(s);
   }
-  if (absl::Status s = AuthorizeCall(rpc->caller(), *resolved->app, scopes,
-                                     request->method(), request->path());
+  if (absl::Status s = AuthorizeCall(rpc.caller(), *resolved->app, scopes,
+                                     request.method(), request.path());
       !s.ok()) {
-    return FinishUnary(context, rpc->Deny(s));
+    return rpc.Deny(s);
   }
   // Audited before any upstream traffic; fail-closed stops it here.
-  if (absl::Status s = rpc->AllowDecision("route granted"); !s.ok()) {
-    return FinishUnary(context, s);
-  }
+  if (absl::Status s = rpc.AllowDecision("route granted"); !s.ok()) return s;
 
   ProxyRequest proxied;
   proxied.token = resolved->upstream;
   proxied.base_url = resolved->app->base_url;
-  proxied.method = request->method();
-  proxied.path = request->path();
+  proxied.method = request.method();
+  proxied.path = request.path();
   proxied.headers = std::move(headers);
-  proxied.body = request->body();
-  absl::Time deadline = absl::FromChrono(context->deadline());
+  proxied.body = request.body();
+  absl::Time deadline = absl::FromChrono(context.deadline());
   proxied.deadline =
       std::min(deadline, clock_.Now() + config.upstream.request_timeout);
+  return proxied;
+}
 
+grpc::ServerUnaryReactor* TokenBrokerService::Call(
+    grpc::CallbackServerContext* context, const pb::CallRequest* request,
+    pb::CallResponse* response) {
+  auto rpc = std::make_unique<RequestContext>(*context, config_.Get(), audit_,
+                                              clock_, "TokenBroker.Call");
+  absl::StatusOr<ProxyRequest> proxied = PrepareCall(*rpc, *context, *request);
+  if (!proxied.ok()) return FinishUnary(context, proxied.status());
   auto* reactor = new CallReactor(response, std::move(rpc));
-  reactor->Start(proxy_, std::move(proxied));
+  reactor->Start(proxy_, *std::move(proxied));
   return reactor;
+}
+
+grpc::ServerWriteReactor<pb::CallStreamResponse>*
+TokenBrokerService::CallStream(grpc::CallbackServerContext* context,
+                               const pb::CallRequest* request) {
+  auto rpc = std::make_unique<RequestContext>(*context, config_.Get(), audit_,
+                                              clock_, "TokenBroker.CallStream");
+  absl::StatusOr<ProxyRequest> proxied = PrepareCall(*rpc, *context, *request);
+  if (!proxied.ok()) {
+    class ErrorReactor final
+        : public grpc::ServerWriteReactor<pb::CallStreamResponse> {
+     public:
+      explicit ErrorReactor(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    return new ErrorReactor(ToGrpcStatus(proxied.status()));
+  }
+  return CallStreamReactor::Start(proxy_, *std::move(proxied), std::move(rpc));
 }
 
 }  // namespace tokenbroker

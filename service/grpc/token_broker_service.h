@@ -6,6 +6,7 @@
 #include "service/cache/token_cache.h"
 #include "service/common/clock.h"
 #include "service/config/config_store.h"
+#include "service/grpc/request_context.h"
 #include "service/proxy/proxy.h"
 
 namespace tokenbroker {
@@ -31,12 +32,22 @@ class TokenBrokerService final
       grpc::CallbackServerContext* context,
       const anypoint::tokenbroker::v1::WatchTokenRequest* request) override;
 
+  grpc::ServerWriteReactor<anypoint::tokenbroker::v1::CallStreamResponse>*
+  CallStream(grpc::CallbackServerContext* context,
+             const anypoint::tokenbroker::v1::CallRequest* request) override;
+
   grpc::ServerUnaryReactor* Call(
       grpc::CallbackServerContext* context,
       const anypoint::tokenbroker::v1::CallRequest* request,
       anypoint::tokenbroker::v1::CallResponse* response) override;
 
  private:
+  // Authenticates, validates, authorizes and audits the decision of a Call
+  // or CallStream, and builds the request to forward. Denials are audited.
+  absl::StatusOr<ProxyRequest> PrepareCall(
+      RequestContext& rpc, const grpc::CallbackServerContext& context,
+      const anypoint::tokenbroker::v1::CallRequest& request);
+
   const ConfigStore& config_;
   TokenCache& cache_;
   Proxy& proxy_;

@@ -1,6 +1,7 @@
 #include "service/proxy/proxy.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +9,40 @@
 #include "service/common/log.h"
 
 namespace tokenbroker {
+
+namespace {
+
+// Adapts one HTTP attempt's body to the caller's stream. A 401 that will be
+// retried with a fresh token is swallowed, not forwarded.
+class AttemptStream final : public HttpBodyStream {
+ public:
+  AttemptStream(std::shared_ptr<ProxyBodyStream> out, bool may_retry_401)
+      : out_(std::move(out)), may_retry_401_(may_retry_401) {}
+
+  void OnHeaders(int status, const HttpHeaders& headers) override {
+    if (status == 401 && may_retry_401_) {
+      discard_ = true;
+      return;
+    }
+    forwarded_.store(true);
+    out_->OnHead(status, FilterResponseHeaders(headers));
+  }
+
+  bool OnData(absl::string_view data) override {
+    return discard_ || out_->OnData(data);
+  }
+
+  // Whether anything reached the caller (then the attempt cannot be redone).
+  bool forwarded() const { return forwarded_.load(); }
+
+ private:
+  const std::shared_ptr<ProxyBodyStream> out_;
+  const bool may_retry_401_;
+  bool discard_ = false;  // Only touched on the I/O thread.
+  std::atomic<bool> forwarded_{false};
+};
+
+}  // namespace
 
 class Proxy::Call final : public ProxyCall,
                           public std::enable_shared_from_this<Proxy::Call> {
@@ -21,6 +56,15 @@ class Proxy::Call final : public ProxyCall,
         done_(std::move(done)) {}
 
   void Begin() { FetchToken(); }
+
+  void Resume() override {
+    HttpRequestId id;
+    {
+      absl::MutexLock lock(&mu_);
+      id = http_id_;
+    }
+    proxy_.http_.Resume(id);
+  }
 
   void Cancel() override {
     HttpRequestId http_id = kNoHttpRequestId;
@@ -80,6 +124,11 @@ class Proxy::Call final : public ProxyCall,
         token_ = *token;
         ++attempts_;
         responded_ = false;
+        if (request_.stream != nullptr) {
+          attempt_stream_ =
+              std::make_shared<AttemptStream>(request_.stream, !retried_401_);
+          http.body_stream = attempt_stream_;
+        }
       }
     }
     if (cancelled) {
@@ -108,8 +157,10 @@ class Proxy::Call final : public ProxyCall,
     bool cancelled;
     bool retry_401;
     int attempts;
+    bool streamed;
     {
       absl::MutexLock lock(&mu_);
+      streamed = attempt_stream_ != nullptr && attempt_stream_->forwarded();
       responded_ = true;
       http_id_ = kNoHttpRequestId;
       token = token_;
@@ -144,7 +195,7 @@ class Proxy::Call final : public ProxyCall,
     }
     const absl::Status& error = response.status();
     if (error.code() == absl::StatusCode::kUnavailable &&
-        IsIdempotentMethod(request_.method) &&
+        IsIdempotentMethod(request_.method) && !streamed &&
         attempts < options_.max_attempts) {
       absl::Duration delay;
       {
@@ -194,6 +245,7 @@ class Proxy::Call final : public ProxyCall,
   ExponentialBackoffPolicy backoff_ ABSL_GUARDED_BY(mu_);
   bool retried_401_ ABSL_GUARDED_BY(mu_) = false;
   int attempts_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<AttemptStream> attempt_stream_ ABSL_GUARDED_BY(mu_);
   ProxyCallback done_ ABSL_GUARDED_BY(mu_);
   TokenPtr token_ ABSL_GUARDED_BY(mu_);
   HttpRequestId http_id_ ABSL_GUARDED_BY(mu_) = kNoHttpRequestId;

@@ -15,6 +15,18 @@
 
 namespace tokenbroker {
 
+// Receives a streamed answer (CallStream). Called on the HTTP client's I/O
+// thread; must not block.
+class ProxyBodyStream {
+ public:
+  virtual ~ProxyBodyStream() = default;
+  // Once, before any data: the status and the filtered headers.
+  virtual void OnHead(int status, const HttpHeaders& headers) = 0;
+  // Each piece of the body; consumed. Return false to pause the transfer
+  // until ProxyCall::Resume().
+  virtual bool OnData(absl::string_view data) = 0;
+};
+
 // A validated Call to forward (see ValidateCallRequest()).
 struct ProxyRequest {
   TokenRequest token;    // Whose token to inject.
@@ -24,6 +36,9 @@ struct ProxyRequest {
   HttpHeaders headers;
   std::string body;
   absl::Time deadline = absl::InfiniteFuture();  // The caller's.
+  // Set for CallStream: the body goes there, not into ProxyResult. A
+  // transport failure is retried only before anything was streamed.
+  std::shared_ptr<ProxyBodyStream> stream;
 };
 
 struct ProxyResult {
@@ -49,6 +64,8 @@ class ProxyCall {
  public:
   virtual ~ProxyCall() = default;
   virtual void Cancel() = 0;
+  // Resumes a transfer its ProxyBodyStream paused.
+  virtual void Resume() = 0;
 };
 
 // Forwards Calls to Anypoint with the app's bearer token injected:

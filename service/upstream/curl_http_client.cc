@@ -26,6 +26,8 @@ struct CurlTransfer {
   std::string host;
   curl_slist* headers = nullptr;
   HttpResponse response;
+  size_t body_bytes = 0;           // Received so far (streamed or not).
+  bool headers_delivered = false;  // OnHeaders() called (streams only).
   bool too_large = false;
   char error_buffer[CURL_ERROR_SIZE] = {0};
 };
@@ -150,17 +152,33 @@ size_t OnHeaderLine(char* data, size_t size, size_t count, void* user) {
   return length;
 }
 
+void DeliverStreamHeaders(CurlTransfer* transfer) {
+  if (transfer->headers_delivered) return;
+  transfer->headers_delivered = true;
+  long status = 0;
+  curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &status);
+  transfer->request.body_stream->OnHeaders(static_cast<int>(status),
+                                           transfer->response.headers);
+}
+
 size_t OnBodyData(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<CurlTransfer*>(user);
   const size_t length = size * count;
-  std::string& body = transfer->response.body;
-  if (length >
-      transfer->request.max_response_bytes -
-          std::min(body.size(), transfer->request.max_response_bytes)) {
+  const size_t limit = transfer->request.max_response_bytes;
+  if (length > limit - std::min(transfer->body_bytes, limit)) {
     transfer->too_large = true;
     return 0;  // Anything but `length` aborts with CURLE_WRITE_ERROR.
   }
-  body.append(data, length);
+  transfer->body_bytes += length;
+  if (HttpBodyStream* stream = transfer->request.body_stream.get()) {
+    DeliverStreamHeaders(transfer);
+    if (!stream->OnData(absl::string_view(data, length))) {
+      // Consumed; take no more until Resume(). Allowed from this callback.
+      curl_easy_pause(transfer->easy, CURLPAUSE_RECV);
+    }
+    return length;
+  }
+  transfer->response.body.append(data, length);
   return length;
 }
 
@@ -251,6 +269,16 @@ HttpRequestId CurlHttpClient::Start(HttpRequest request, HttpCallback done) {
   return id;
 }
 
+void CurlHttpClient::Resume(HttpRequestId id) {
+  if (id == kNoHttpRequestId) return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    resumes_.push_back(id);
+  }
+  curl_multi_wakeup(multi_);
+}
+
 void CurlHttpClient::Cancel(HttpRequestId id) {
   if (id == kNoHttpRequestId) return;
   {
@@ -277,11 +305,13 @@ void CurlHttpClient::Loop() {
   for (;;) {
     std::deque<Pending> queued;
     std::vector<HttpRequestId> cancels;
+    std::vector<HttpRequestId> resumes;
     bool stopping;
     {
       absl::MutexLock lock(&mu_);
       queued.swap(queued_);
       cancels.swap(cancels_);
+      resumes.swap(resumes_);
       stopping = stopping_;
     }
     if (stopping) {
@@ -293,6 +323,11 @@ void CurlHttpClient::Loop() {
     }
     for (Pending& pending : queued) AddTransfer(std::move(pending));
     for (HttpRequestId id : cancels) CancelTransfer(id);
+    for (HttpRequestId id : resumes) {
+      if (auto it = active_.find(id); it != active_.end()) {
+        curl_easy_pause(it->second->easy, CURLPAUSE_CONT);
+      }
+    }
 
     int running = 0;
     curl_multi_perform(multi_, &running);
@@ -453,6 +488,10 @@ void CurlHttpClient::FinishTransfer(void* easy, int curl_code) {
     long status = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     transfer->response.status = static_cast<int>(status);
+    // An empty streamed body still announces its status and headers.
+    if (transfer->request.body_stream != nullptr) {
+      DeliverStreamHeaders(transfer.get());
+    }
     result = std::move(transfer->response);
   } else {
     result =

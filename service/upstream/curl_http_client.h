@@ -67,6 +67,7 @@ class CurlHttpClient final : public HttpClient {
   void Send(HttpRequest request, HttpCallback done) override;
   HttpRequestId Start(HttpRequest request, HttpCallback done) override;
   void Cancel(HttpRequestId id) override;
+  void Resume(HttpRequestId id) override;
 
   CurlHttpClientStats stats() const;
 
@@ -92,6 +93,7 @@ class CurlHttpClient final : public HttpClient {
   mutable absl::Mutex mu_;
   std::deque<Pending> queued_ ABSL_GUARDED_BY(mu_);
   std::vector<HttpRequestId> cancels_ ABSL_GUARDED_BY(mu_);
+  std::vector<HttpRequestId> resumes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   HttpRequestId next_id_ ABSL_GUARDED_BY(mu_) = 1;
 

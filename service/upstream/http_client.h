@@ -21,6 +21,21 @@ using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 const std::string* FindHeader(const HttpHeaders& headers,
                               absl::string_view name);
 
+// Receives a response body piece by piece instead of collecting it in
+// HttpResponse::body. Called on the client's I/O thread; must not block.
+class HttpBodyStream {
+ public:
+  virtual ~HttpBodyStream() = default;
+
+  // Called once, before any body data (also for an empty body), with the
+  // final status and headers.
+  virtual void OnHeaders(int status, const HttpHeaders& headers) = 0;
+
+  // Called for each piece of the body, in order; the piece is consumed.
+  // Return false to pause the transfer until HttpClient::Resume().
+  virtual bool OnData(absl::string_view data) = 0;
+};
+
 struct HttpRequest {
   std::string method = "GET";  // GET, HEAD, POST, PUT, PATCH or DELETE.
   std::string url;             // Absolute http:// or https:// URL.
@@ -30,6 +45,9 @@ struct HttpRequest {
   absl::Duration timeout = absl::Seconds(10);
   // Response bodies larger than this fail with RESOURCE_EXHAUSTED.
   size_t max_response_bytes = 32 << 20;
+  // When set, the body goes to this stream and HttpResponse::body stays
+  // empty. Clients that cannot stream deliver it all at once before `done`.
+  std::shared_ptr<HttpBodyStream> body_stream;
 };
 
 struct HttpResponse {
@@ -74,6 +92,10 @@ class HttpClient {
   // running or about to run with another outcome when Cancel() returns,
   // since the exchange may finish concurrently. The default does nothing.
   virtual void Cancel(HttpRequestId id);
+
+  // Resumes a transfer whose HttpBodyStream paused it. Unknown or finished
+  // ids are ignored. The default does nothing.
+  virtual void Resume(HttpRequestId id);
 
   // Sends `request` and blocks the calling thread until it completes. Never
   // call it from a callback of this client.

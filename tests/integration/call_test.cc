@@ -323,5 +323,74 @@ TEST_F(CallTest, RouteAndAppErrors) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
+// Reads a whole CallStream; returns the status, first message and body.
+struct StreamResult {
+  grpc::Status status;
+  pb::CallStreamResponse head;
+  std::string body;
+  int messages = 0;
+};
+
+StreamResult ReadStream(
+    pb::TokenBroker::Stub& stub, const pb::CallRequest& request,
+    absl::Duration pause_after_first = absl::ZeroDuration()) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(60));
+  auto reader = stub.CallStream(&context, request);
+  StreamResult result;
+  pb::CallStreamResponse message;
+  while (reader->Read(&message)) {
+    if (result.messages++ == 0) {
+      result.head = message;
+      // Let the broker's queue fill up so that it pauses the transfer.
+      absl::SleepFor(pause_after_first);
+    }
+    result.body += message.body_chunk();
+  }
+  result.status = reader->Finish();
+  return result;
+}
+
+TEST_F(CallTest, CallStreamDeliversALargeBodyInPieces) {
+  pb::CallRequest request =
+      Request("GET", "/_emulator/authed-echo/asset?bytes=20000000");
+  StreamResult result = ReadStream(*stub_, request, absl::Milliseconds(300));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.head.status(), 200);
+  EXPECT_GT(result.head.headers_size(), 0);
+  EXPECT_EQ(result.body.size(), 20000000u);
+  EXPECT_EQ(result.body.find_first_not_of('x'), std::string::npos);
+  EXPECT_GT(result.messages, 100);  // In pieces of at most 64 KiB.
+}
+
+TEST_F(CallTest, CallStreamAppliesTheSameValidationAndLimits) {
+  StreamResult hostile =
+      ReadStream(*stub_, Request("GET", "/a/%2e%2e/accounts"));
+  EXPECT_EQ(hostile.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(hostile.messages, 0);
+
+  StreamResult too_large =
+      ReadStream(*stub_, Request("GET", "/_emulator/echo/x?bytes=33554433"));
+  EXPECT_EQ(too_large.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << too_large.status.error_message();
+}
+
+TEST_F(CallTest, CallStreamRetriesA401WithAFreshToken) {
+  pb::CallRequest request =
+      Request("GET", "/designcenter/api-designer/projects");
+  AddHeader(request, "X-ORGANIZATION-ID", kOrg);
+  AddHeader(request, "X-OWNER-ID", kOwner);
+  StreamResult first = ReadStream(*stub_, request);
+  ASSERT_TRUE(first.status.ok());
+  EXPECT_EQ(first.head.status(), 200);
+  // Revoking the app's tokens makes the cached one get a 401 upstream.
+  ASSERT_TRUE(emulator_->RevokeApp("design-center-app").ok());
+  StreamResult second = ReadStream(*stub_, request);
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  EXPECT_EQ(second.head.status(), 200);
+  EXPECT_THAT(second.body, HasSubstr("Orders API"));
+}
+
 }  // namespace
 }  // namespace tokenbroker
