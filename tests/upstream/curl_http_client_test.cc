@@ -323,6 +323,95 @@ TEST_F(CurlHttpClientTest, TooLargeIsResourceExhausted) {
   }
 }
 
+// Collects a streamed body; refuses more after every `pause_every` pieces
+// until the test resumes the transfer.
+class RecordingStream final : public HttpBodyStream {
+ public:
+  explicit RecordingStream(int pause_every) : pause_every_(pause_every) {}
+
+  void OnHeaders(int status, const HttpHeaders& headers) override {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+    ++head_calls_;
+    EXPECT_TRUE(body_.empty()) << "headers must come before the body";
+  }
+
+  bool OnData(absl::string_view data) override {
+    absl::MutexLock lock(&mu_);
+    body_.append(data.data(), data.size());
+    if (pause_every_ > 0 && ++pieces_ % pause_every_ == 0) {
+      ++pauses_;
+      return false;
+    }
+    return true;
+  }
+
+  int pauses() {
+    absl::MutexLock lock(&mu_);
+    return pauses_;
+  }
+  size_t size() {
+    absl::MutexLock lock(&mu_);
+    return body_.size();
+  }
+  int status() {
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+  int head_calls() {
+    absl::MutexLock lock(&mu_);
+    return head_calls_;
+  }
+
+ private:
+  const int pause_every_;
+  absl::Mutex mu_;
+  std::string body_ ABSL_GUARDED_BY(mu_);
+  int status_ ABSL_GUARDED_BY(mu_) = 0;
+  int head_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int pieces_ ABSL_GUARDED_BY(mu_) = 0;
+  int pauses_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST_F(CurlHttpClientTest, StreamsTheBodyWithPauseAndResume) {
+  auto stream = std::make_shared<RecordingStream>(/*pause_every=*/1);
+  HttpRequest request = Request("GET", "/big-chunked");
+  request.body_stream = stream;
+  absl::Notification done;
+  absl::StatusOr<HttpResponse> result;
+  HttpRequestId id = client_->Start(std::move(request),
+                                    [&](absl::StatusOr<HttpResponse> response) {
+                                      result = std::move(response);
+                                      done.Notify();
+                                    });
+  // Resume whenever the stream has paused the transfer, until it ends.
+  int resumed = 0;
+  while (!done.HasBeenNotified()) {
+    if (stream->pauses() > resumed) {
+      ++resumed;
+      client_->Resume(id);
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->status, 200);
+  EXPECT_TRUE(result->body.empty());
+  EXPECT_EQ(stream->size(), 10000u);
+  EXPECT_EQ(stream->status(), 200);
+  EXPECT_EQ(stream->head_calls(), 1);
+  EXPECT_GE(stream->pauses(), 1);
+}
+
+TEST_F(CurlHttpClientTest, StreamedBodyKeepsTheSizeLimit) {
+  auto stream = std::make_shared<RecordingStream>(/*pause_every=*/0);
+  HttpRequest request = Request("GET", "/big-chunked");
+  request.body_stream = stream;
+  request.max_response_bytes = 1000;
+  EXPECT_THAT(client_->SendAndWait(std::move(request)),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_LE(stream->size(), 1000u);
+}
+
 TEST_F(CurlHttpClientTest, HundredConcurrentRequests) {
   constexpr int kRequests = 100;
   // Fewer connections than the server has threads: httplib holds a thread
