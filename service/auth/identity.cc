@@ -45,15 +45,17 @@ absl::StatusOr<CallerIdentity> IdentifyCaller(const Config& config,
                           absl::StrCat("key:", hash.substr(0, 12))};
   }
 
-  for (const std::string* name : {&peer.spiffe_id, &peer.common_name}) {
-    if (name->empty()) continue;
+  // A certificate with a SPIFFE id is that id; its CN is looked at only when
+  // there is none. Otherwise an unknown SPIFFE id whose CN happens to name
+  // another caller would be taken for that caller.
+  const std::string& name =
+      peer.spiffe_id.empty() ? peer.common_name : peer.spiffe_id;
+  if (!name.empty()) {
     for (const CallerConfig& caller : config.callers) {
       for (const std::string& identity : caller.identities) {
-        if (identity == *name) return CallerIdentity{&caller, "mtls", *name};
+        if (identity == name) return CallerIdentity{&caller, "mtls", name};
       }
     }
-  }
-  if (!peer.spiffe_id.empty() || !peer.common_name.empty()) {
     return absl::UnauthenticatedError(absl::StrCat(
         "the client certificate (",
         peer.spiffe_id.empty() ? "CN " + peer.common_name : peer.spiffe_id,

@@ -25,7 +25,7 @@ struct PeerCredentials {
 // Who is calling, once recognized.
 struct CallerIdentity {
   const CallerConfig* caller = nullptr;  // Points into the Config used.
-  std::string method;     // "mtls", "bearer" or "anonymous".
+  std::string method;                    // "mtls", "bearer" or "anonymous".
   std::string principal;  // SPIFFE id, CN, "key:<fingerprint>" or "-".
 };
 
@@ -35,8 +35,9 @@ inline constexpr absl::string_view kAnonymousCaller = "anonymous";
 
 // Recognizes the caller:
 // 1. a bearer key whose SHA-256 is configured (constant-time comparison);
-// 2. else the certificate's SPIFFE id, else its CN, among callers'
-//    identities;
+// 2. else the certificate's SPIFFE id, or its CN if it has no SPIFFE id,
+//    among callers' identities (an unknown SPIFFE id does not fall back to
+//    the CN);
 // 3. else, with development.insecure_plaintext, the caller "anonymous" if
 //    it is configured.
 // A bearer key that matches no caller is refused even if a certificate

@@ -21,8 +21,7 @@ std::vector<std::string> MissingScopes(const AppGrant& grant,
   return missing;
 }
 
-absl::Status CheckGrantScopes(const CallerConfig& caller,
-                              const AppGrant& grant,
+absl::Status CheckGrantScopes(const CallerConfig& caller, const AppGrant& grant,
                               const std::vector<std::string>& scopes) {
   std::vector<std::string> missing = MissingScopes(grant, scopes);
   if (missing.empty()) return absl::OkStatus();
@@ -36,6 +35,23 @@ absl::Status NoGrant(const CallerConfig& caller, const AppConfig& app) {
   return absl::PermissionDeniedError(
       absl::StrCat("caller ", caller.name, " has no grant for app ", app.name,
                    "; ask the broker's operators to add one"));
+}
+
+// "." or "..", also percent-encoded ("%2e", "%2E.", ...).
+bool IsDotSegment(absl::string_view segment) {
+  int dots = 0;
+  while (!segment.empty()) {
+    if (segment[0] == '.') {
+      segment.remove_prefix(1);
+    } else if (segment.size() >= 3 && segment[0] == '%' && segment[1] == '2' &&
+               (segment[2] == 'e' || segment[2] == 'E')) {
+      segment.remove_prefix(3);
+    } else {
+      return false;
+    }
+    if (++dots > 2) return false;
+  }
+  return dots > 0;
 }
 
 }  // namespace
@@ -54,6 +70,19 @@ absl::Status AuthorizeToken(const CallerConfig& caller, const AppConfig& app,
         absl::StrCat("caller ", caller.name, " may use app ", app.name,
                      " only through Call (its grant has get_token: false)"));
   }
+  // No scopes asked for means a token with every scope of the app (it is
+  // what the token endpoint returns), so the grant must cover them all.
+  if (scopes.empty() && !grant->all_scopes) {
+    std::vector<std::string> missing = MissingScopes(*grant, app.scopes);
+    if (!missing.empty()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "caller ", caller.name, " asked for a token of app ", app.name,
+          " without naming scopes, which means all of its scopes, but is not "
+          "granted [",
+          absl::StrJoin(missing, " "), "]; ask for the scopes it holds [",
+          absl::StrJoin(grant->scopes, " "), "]"));
+    }
+  }
   return CheckGrantScopes(caller, *grant, scopes);
 }
 
@@ -69,14 +98,14 @@ absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
     if (RouteMatches(rule, method, path)) return absl::OkStatus();
   }
   absl::string_view plain = path.substr(0, path.find('?'));
-  return absl::PermissionDeniedError(absl::StrCat(
-      "caller ", caller.name, " is not granted the route ", method, " ", plain,
-      " of app ", app.name, "; its routes are [",
-      absl::StrJoin(grant->routes, ", ",
-                    [](std::string* out, const RouteRule& rule) {
-                      out->append(rule.text);
-                    }),
-      "]"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("caller ", caller.name, " is not granted the route ", method,
+                   " ", plain, " of app ", app.name, "; its routes are [",
+                   absl::StrJoin(grant->routes, ", ",
+                                 [](std::string* out, const RouteRule& rule) {
+                                   out->append(rule.text);
+                                 }),
+                   "]"));
 }
 
 absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc) {
@@ -93,6 +122,10 @@ bool RouteMatches(const RouteRule& rule, absl::string_view method,
   if (path.empty() || path[0] != '/') return false;
   path.remove_prefix(1);
   std::vector<absl::string_view> segments = absl::StrSplit(path, '/');
+  for (absl::string_view segment : segments) {
+    // The server would resolve a dot segment to a path outside the rule.
+    if (IsDotSegment(segment)) return false;
+  }
   size_t i = 0;
   for (; i < rule.segments.size(); ++i) {
     const std::string& pattern = rule.segments[i];

@@ -15,7 +15,8 @@ namespace tokenbroker {
 // functions; thread-safe.
 
 // May `caller` obtain a token of `app` carrying `scopes` (GetToken,
-// WatchToken)? Needs a grant for the app with get_token, covering each scope.
+// WatchToken)? Needs a grant for the app with get_token, covering each scope;
+// no scopes means all of the app's scopes.
 absl::Status AuthorizeToken(const CallerConfig& caller, const AppConfig& app,
                             const std::vector<std::string>& scopes);
 
@@ -33,7 +34,8 @@ absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc);
 bool GrantCoversScopes(const AppGrant& grant,
                        const std::vector<std::string>& scopes);
 
-// Whether `rule` matches `method` and the path part of `path`.
+// Whether `rule` matches `method` and the path part of `path`. A path with
+// a "." or ".." segment (also percent-encoded) never matches.
 bool RouteMatches(const RouteRule& rule, absl::string_view method,
                   absl::string_view path);
 

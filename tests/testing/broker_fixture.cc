@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "service/config/config.h"
@@ -35,26 +37,8 @@ std::string BrokerFixture::CallersYaml() const {
          "      - {app: wrong-secret, scopes: ['*'], routes: ['* /**']}\n";
 }
 
-void BrokerFixture::SetUp() {
-  ::testing::internal::CaptureStderr();
-  capturing_stderr_ = true;
-  absl::StatusOr<emulator::Fixture> fixture = emulator::LoadFixtureFile(
-      absl::StrCat(TOKENBROKER_SOURCE_DIR, "/emulator/fixtures/demo.yaml"));
-  ASSERT_TRUE(fixture.ok()) << fixture.status();
-  emulator_ = std::make_unique<emulator::Emulator>(*std::move(fixture));
-  ASSERT_TRUE(emulator_->Start({}).ok());
-
-  char dir_template[] = "/tmp/tokenbroker-test-XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  secrets_dir_ = dir_template;
-  WriteFile(secrets_dir_ + "/dc", "dc-secret-please-rotate\n");
-  WriteFile(secrets_dir_ + "/ex", "exchange-reader-fake-secret");
-  WriteFile(secrets_dir_ + "/wrong", "not-the-secret");
-
-  std::string yaml = absl::StrCat(
-      ListenYaml(),
-      "cache:\n",
-      "  fetch_timeout: 10s\n", CacheYaml(),
+std::string BrokerFixture::AppsYaml() const {
+  return absl::StrCat(
       "apps:\n"
       "  - name: design-center\n"
       "    base_url: ",
@@ -82,9 +66,42 @@ void BrokerFixture::SetUp() {
       "    client_secret: {file: ",
       secrets_dir_,
       "/wrong}\n"
-      "    scopes: [view:design_center]\n",
-      CallersYaml());
-  absl::StatusOr<Config> config = ParseConfig(yaml, "test.yaml");
+      "    scopes: [view:design_center]\n");
+}
+
+std::shared_ptr<grpc::ChannelCredentials> BrokerFixture::ChannelCredentials()
+    const {
+  return grpc::InsecureChannelCredentials();
+}
+
+std::string BrokerFixture::ConfigYaml() const {
+  return absl::StrCat(ListenYaml(), "cache:\n", "  fetch_timeout: 10s\n",
+                      CacheYaml(), AppsYaml(), CallersYaml(), ExtraYaml());
+}
+
+void BrokerFixture::WriteConfigFile(const std::string& yaml) const {
+  WriteFile(config_path_, yaml);
+}
+
+void BrokerFixture::SetUp() {
+  ::testing::internal::CaptureStderr();
+  capturing_stderr_ = true;
+  absl::StatusOr<emulator::Fixture> fixture = emulator::LoadFixtureFile(
+      absl::StrCat(TOKENBROKER_SOURCE_DIR, "/emulator/fixtures/demo.yaml"));
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  emulator_ = std::make_unique<emulator::Emulator>(*std::move(fixture));
+  ASSERT_TRUE(emulator_->Start({}).ok());
+
+  char dir_template[] = "/tmp/tokenbroker-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  secrets_dir_ = dir_template;
+  WriteFile(secrets_dir_ + "/dc", "dc-secret-please-rotate\n");
+  WriteFile(secrets_dir_ + "/ex", "exchange-reader-fake-secret");
+  WriteFile(secrets_dir_ + "/wrong", "not-the-secret");
+
+  config_path_ = secrets_dir_ + "/broker.yaml";
+  WriteConfigFile(ConfigYaml());
+  absl::StatusOr<Config> config = LoadConfigFile(config_path_);
   ASSERT_TRUE(config.ok()) << config.status();
   absl::StatusOr<std::unique_ptr<BrokerServer>> broker =
       BrokerServer::Create(*std::move(config));
@@ -93,7 +110,7 @@ void BrokerFixture::SetUp() {
   ASSERT_TRUE(broker_->Start("127.0.0.1:0").ok());
 
   channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", broker_->port()),
-                                 grpc::InsecureChannelCredentials());
+                                 ChannelCredentials());
   stub_ = anypoint::tokenbroker::v1::TokenBroker::NewStub(channel_);
   admin_ = anypoint::tokenbroker::v1::BrokerAdmin::NewStub(channel_);
 }
@@ -104,13 +121,14 @@ void BrokerFixture::TearDown() {
   channel_.reset();
   broker_.reset();
   if (emulator_ != nullptr) emulator_->Stop();
-  for (const char* name : {"dc", "ex", "wrong"}) {
-    std::remove((secrets_dir_ + "/" + name).c_str());
+  if (!secrets_dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(secrets_dir_, ignored);
   }
-  if (!secrets_dir_.empty()) rmdir(secrets_dir_.c_str());
 
   if (!capturing_stderr_) return;
-  std::string logged = ::testing::internal::GetCapturedStderr();
+  logged_ = ::testing::internal::GetCapturedStderr();
+  const std::string& logged = logged_;
   // Echo what was captured so failures stay debuggable.
   std::fputs(logged.c_str(), stderr);
   for (const char* secret : {"dc-secret-please-rotate",

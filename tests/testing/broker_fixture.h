@@ -39,6 +39,27 @@ class BrokerFixture : public ::testing::Test {
   // every scope and route of every app.
   virtual std::string CallersYaml() const;
 
+  // The `apps:` section described above. Uses emulator_ and secrets_dir_,
+  // so it is called from SetUp() (and may be from a test, to build a config
+  // for ReloadConfig).
+  virtual std::string AppsYaml() const;
+
+  // More top-level sections appended to the config, e.g. "audit:\n ...".
+  // secrets_dir_ is set when it is called (a place for files of the test).
+  virtual std::string ExtraYaml() const { return ""; }
+
+  // The channel credentials of channel_ (stub_, admin_): by default
+  // plaintext.
+  virtual std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() const;
+
+  // The whole config: ListenYaml(), the cache section, AppsYaml(),
+  // CallersYaml() and ExtraYaml(). SetUp() writes it to config_path_ and
+  // starts the broker from that file, so that ReloadConfig re-reads it.
+  std::string ConfigYaml() const;
+
+  // Replaces the config file's content (for ReloadConfig tests).
+  void WriteConfigFile(const std::string& yaml) const;
+
   // GetToken with a 30-second deadline. Tokens it returns are remembered
   // and TearDown() checks that none of them, and no client secret, appears
   // in anything the broker and emulator logged during the test.
@@ -55,8 +76,11 @@ class BrokerFixture : public ::testing::Test {
   std::unique_ptr<anypoint::tokenbroker::v1::TokenBroker::Stub> stub_;
   std::unique_ptr<anypoint::tokenbroker::v1::BrokerAdmin::Stub> admin_;
   std::string secrets_dir_;
+  std::string config_path_;  // secrets_dir_ + "/broker.yaml".
   std::vector<std::string> tokens_seen_;
   bool capturing_stderr_ = false;
+  // What the broker and emulator logged during the test; set by TearDown().
+  std::string logged_;
 };
 
 }  // namespace tokenbroker::testing
