@@ -121,6 +121,10 @@ grpc::ServerUnaryReactor* BrokerAdminService::RefreshToken(
           ? absl::InvalidArgumentError("app: required")
           : ResolveTokenRequest(rpc->config(), request->app(), scopes);
   if (!resolved.ok()) return FinishUnary(context, rpc->Deny(resolved.status()));
+  // Audited before acting: fail-closed stops the refresh here.
+  if (absl::Status s = rpc->AllowDecision("admin"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
 
   auto* reactor = context->DefaultReactor();
   cache_.Refresh(resolved->upstream,
@@ -150,6 +154,9 @@ grpc::ServerUnaryReactor* BrokerAdminService::RevokeToken(
                                     "unknown app '", request->app(),
                                     "'; ListApps shows the configured apps"))));
   }
+  if (absl::Status s = rpc->AllowDecision("admin"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
   auto* reactor = context->DefaultReactor();
   control_.Revoke(request->app(),
                   [rpc, reactor, response](absl::StatusOr<int> revoked) {
@@ -168,6 +175,9 @@ grpc::ServerUnaryReactor* BrokerAdminService::ReloadConfig(
   RequestContext rpc(*context, config_.Get(), audit_, clock_,
                      "BrokerAdmin.ReloadConfig");
   if (absl::Status s = AuthorizeAdminRequest(rpc, "ReloadConfig"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  if (absl::Status s = rpc.AllowDecision("admin"); !s.ok()) {
     return FinishUnary(context, s);
   }
   rpc.record().event = "reload";

@@ -483,7 +483,12 @@ grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
     return FinishUnary(context, status);
   }
 
-  // Miss: park the RPC on the key's single-flight fetch.
+  // Miss: audit the decision before it can cause upstream traffic (so that
+  // fail-closed stops it here), then park the RPC on the key's single-flight
+  // fetch.
+  if (absl::Status s = rpc->AllowDecision("cache miss"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
   TokenRequest upstream = resolved->upstream;
   auto* reactor = new GetTokenReactor(response, std::move(rpc));
   cache_.Get(upstream, min_ttl,
