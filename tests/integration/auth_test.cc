@@ -866,7 +866,15 @@ TEST_F(MtlsAuthTest, AuditRecordsDecisionsAndUses) {
   EXPECT_FALSE(GetTokenAs(stranger, "exchange-reader").ok());
 
   std::vector<nlohmann::json> records = AuditRecords();
-  ASSERT_EQ(records.size(), 3u);
+  // A cold GetToken is audited twice: the decision before the upstream
+  // fetch, then the use.
+  ASSERT_EQ(records.size(), 4u);
+  const nlohmann::json& decision = records[0];
+  EXPECT_EQ(decision["event"], "decision");
+  EXPECT_EQ(decision["decision"], "allow");
+  EXPECT_EQ(decision["caller"], "orders");
+  EXPECT_FALSE(decision.contains("token"));
+  records.erase(records.begin());
   const nlohmann::json& use = records[0];
   EXPECT_EQ(use["event"], "use");
   EXPECT_EQ(use["caller"], "orders");
