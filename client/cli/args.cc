@@ -48,7 +48,12 @@ const std::vector<CommandSpec>& Commands() {
       {"revoke", {}, 1, 1},
       {"reload", {}, 0, 0},
       {"call",
-       {{"header", true}, {"data", true}, {"include", false}, {"scope", true}},
+       {{"header", true},
+        {"data", true},
+        {"include", false},
+        {"scope", true},
+        {"stream", false},
+        {"output", true}},
        3,
        3},
       {"help", {}, 0, 1},
@@ -58,8 +63,12 @@ const std::vector<CommandSpec>& Commands() {
 
 // Single-dash aliases; curl's spellings for `call`.
 const std::map<std::string, std::string>& ShortFlags() {
-  static const auto* const kShort = new std::map<std::string, std::string>{
-      {"-h", "help"}, {"-i", "include"}, {"-H", "header"}, {"-d", "data"}};
+  static const auto* const kShort =
+      new std::map<std::string, std::string>{{"-h", "help"},
+                                             {"-i", "include"},
+                                             {"-H", "header"},
+                                             {"-d", "data"},
+                                             {"-o", "output"}};
   return *kShort;
 }
 
@@ -238,7 +247,15 @@ absl::Status FillCommandOptions(const FlagValues& flags,
     }
     call.scopes = All(flags, "scope");
     call.include_headers = Has(flags, "include");
+    call.stream = Has(flags, "stream");
     if (Has(flags, "data")) invocation->call_data = Last(flags, "data");
+    if (Has(flags, "output")) {
+      if (Last(flags, "output").empty()) {
+        return UsageError("--output wants a file name (or - for stdout)",
+                          command);
+      }
+      invocation->call_output = Last(flags, "output");
+    }
   } else if (command == "help") {
     invocation->help = true;
     invocation->help_topic = args.empty() ? "" : args[0];
@@ -451,7 +468,7 @@ file is rejected with the reason and the running configuration stays.
 )"},
       {"call",
        R"(Usage: tokenbrokerctl [global flags] call APP METHOD PATH [--header NAME:VALUE]...
-                      [--data @FILE|-|TEXT] [--scope S]... [-i]
+                      [--data @FILE|-|TEXT] [--scope S]... [-i] [--stream] [-o FILE]
 
 Calls TokenBroker.Call: the broker sends METHOD PATH to APP's control plane
 with APP's token and returns the answer. Prints the response body as received.
@@ -464,6 +481,13 @@ Flags:
   -d, --data @FILE|-|TEXT  request body: from FILE, from stdin (-), or TEXT
   --scope S                a scope the request needs (repeatable)
   -i, --include            print the status line and headers before the body
+                           (on stdout, also with -o)
+  --stream                 use TokenBroker.CallStream: the body is written as
+                           it arrives, never held whole in memory; --timeout
+                           bounds the whole download
+  -o, --output FILE        write the body to FILE instead of stdout (- is
+                           stdout). If the command fails, FILE is removed: a
+                           FILE that is left holds a complete body
 )"},
       {"help",
        R"(Usage: tokenbrokerctl help [COMMAND]

@@ -28,9 +28,11 @@ struct Invocation {
   RefreshOptions refresh;
   RevokeOptions revoke;
   // `call.body` is left empty; `call_data` holds the --data argument
-  // (@FILE, - for stdin, or a literal) for the caller to read.
+  // (@FILE, - for stdin, or a literal) for the caller to read, and
+  // `call_output` the -o argument (a file for the body; - for stdout).
   CallOptions call;
   std::optional<std::string> call_data;
+  std::optional<std::string> call_output;
 };
 
 // Looks up an environment variable; a parameter so that tests control it.

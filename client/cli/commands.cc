@@ -19,6 +19,16 @@ std::string JoinOrNone(
   return values.empty() ? "none" : absl::StrJoin(values, ", ");
 }
 
+void PrintHead(int status,
+               const google::protobuf::RepeatedPtrField<v1::Header>& headers,
+               std::ostream& out) {
+  out << "HTTP " << status << "\n";
+  for (const v1::Header& header : headers) {
+    out << header.name() << ": " << header.value() << "\n";
+  }
+  out << "\n";
+}
+
 }  // namespace
 
 int ExitCodeFor(const absl::Status& status) {
@@ -137,7 +147,8 @@ absl::Status RunReload(BrokerStub& stub, std::ostream& out) {
 }
 
 absl::Status RunCall(BrokerStub& stub, const CallOptions& options,
-                     std::ostream& out) {
+                     std::ostream& out, std::ostream* body) {
+  std::ostream& body_out = body != nullptr ? *body : out;
   v1::CallRequest request;
   request.set_app(options.app);
   request.set_method(options.method);
@@ -149,17 +160,40 @@ absl::Status RunCall(BrokerStub& stub, const CallOptions& options,
   }
   request.set_body(options.body);
   AddAll(options.scopes, request.mutable_scopes());
-  absl::StatusOr<v1::CallResponse> response = stub.Call(request);
-  if (!response.ok()) return response.status();
-  if (options.include_headers) {
-    out << "HTTP " << response->status() << "\n";
-    for (const v1::Header& header : response->headers()) {
-      out << header.name() << ": " << header.value() << "\n";
+
+  if (!options.stream) {
+    absl::StatusOr<v1::CallResponse> response = stub.Call(request);
+    if (!response.ok()) return response.status();
+    if (options.include_headers) {
+      PrintHead(response->status(), response->headers(), out);
     }
-    out << "\n";
+    body_out << response->body();
+    return absl::OkStatus();
   }
-  out << response->body();
-  return absl::OkStatus();
+
+  bool head_seen = false;
+  return stub.CallStream(
+      request, [&](const v1::CallStreamResponse& message) -> absl::Status {
+        if (!head_seen) {
+          head_seen = true;
+          if (options.include_headers) {
+            PrintHead(message.status(), message.headers(), out);
+            out.flush();
+          }
+        }
+        if (!message.body_chunk().empty()) {
+          body_out.write(
+              message.body_chunk().data(),
+              static_cast<std::streamsize>(message.body_chunk().size()));
+          // Flushed so that a pipe reader sees the body as it arrives.
+          body_out.flush();
+        }
+        if (!out || !body_out) {
+          return absl::DataLossError(
+              "writing the body failed; the download was cancelled");
+        }
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace tokenbroker::cli

@@ -72,6 +72,7 @@ struct CallOptions {
   std::string body;
   std::vector<std::string> scopes;
   bool include_headers = false;  // -i: status line and headers first.
+  bool stream = false;           // --stream: TokenBroker.CallStream.
 };
 
 // Prints the access token alone (or JSON, or its fingerprint) and a newline.
@@ -95,10 +96,15 @@ absl::Status RunRevoke(BrokerStub& stub, const RevokeOptions& options,
 
 absl::Status RunReload(BrokerStub& stub, std::ostream& out);
 
-// Prints the upstream body as received (bytes). The upstream HTTP status is
-// data: a 4xx/5xx still returns OK.
+// Writes the upstream body as received (bytes) to `body`, or to `out` when
+// `body` is null; with `include_headers` first "HTTP <status>", the headers
+// and an empty line to `out`. With `stream` the answer comes through
+// CallStream and each piece is written and flushed as it arrives; an error
+// then may follow part of the body. The upstream HTTP status is data: a
+// 4xx/5xx still returns OK. Errors: the broker's; DATA_LOSS when writing
+// fails (a stream is then cancelled).
 absl::Status RunCall(BrokerStub& stub, const CallOptions& options,
-                     std::ostream& out);
+                     std::ostream& out, std::ostream* body = nullptr);
 
 }  // namespace tokenbroker::cli
 

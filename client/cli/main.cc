@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,18 @@ int Run(const std::vector<std::string>& args) {
     std::cerr << "tokenbrokerctl: " << stub.status().message() << "\n";
     return kExitUsage;
   }
+  // -o FILE: opened before the RPC so that an unwritable path costs no call;
+  // removed again unless the command succeeds.
+  std::unique_ptr<OutputFile> output;
+  if (invocation->call_output && *invocation->call_output != "-") {
+    absl::StatusOr<std::unique_ptr<OutputFile>> file =
+        OutputFile::Open(*invocation->call_output);
+    if (!file.ok()) {
+      std::cerr << "tokenbrokerctl: -o: " << file.status().message() << "\n";
+      return kExitUsage;
+    }
+    output = *std::move(file);
+  }
 
   const std::string& command = invocation->command;
   absl::Status status;
@@ -70,7 +83,9 @@ int Run(const std::vector<std::string>& args) {
   } else if (command == "reload") {
     status = RunReload(**stub, std::cout);
   } else if (command == "call") {
-    status = RunCall(**stub, invocation->call, std::cout);
+    status = RunCall(**stub, invocation->call, std::cout,
+                     output != nullptr ? &output->stream() : nullptr);
+    if (status.ok() && output != nullptr) status = output->Commit();
   }
   std::cout.flush();
   if (!status.ok()) {

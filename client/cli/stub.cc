@@ -64,6 +64,26 @@ class GrpcBrokerStub final : public BrokerStub {
                                    });
   }
 
+  absl::Status CallStream(
+      const v1::CallRequest& request,
+      const std::function<absl::Status(const v1::CallStreamResponse&)>&
+          on_message) override {
+    grpc::ClientContext context;
+    Prepare(&context, /*with_deadline=*/true);
+    std::unique_ptr<grpc::ClientReader<v1::CallStreamResponse>> reader =
+        broker_->CallStream(&context, request);
+    v1::CallStreamResponse message;
+    while (reader->Read(&message)) {
+      absl::Status handled = on_message(message);
+      if (!handled.ok()) {
+        context.TryCancel();
+        reader->Finish();  // CANCELLED, by us.
+        return handled;
+      }
+    }
+    return FromGrpc(reader->Finish(), "TokenBroker.CallStream");
+  }
+
   absl::StatusOr<v1::ListAppsResponse> ListApps(
       const v1::ListAppsRequest& request) override {
     return Unary<v1::ListAppsResponse>(
@@ -130,7 +150,8 @@ class GrpcBrokerStub final : public BrokerStub {
       case absl::StatusCode::kUnimplemented:
         if (message.empty()) {
           message = absl::StrCat("the broker at ", addr_,
-                                 " does not implement ", rpc_name, " yet");
+                                 " does not implement ", rpc_name,
+                                 " (is it older than this tokenbrokerctl?)");
         }
         break;
       case absl::StatusCode::kUnavailable:

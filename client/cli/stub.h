@@ -38,6 +38,17 @@ class BrokerStub {
   virtual absl::StatusOr<anypoint::tokenbroker::v1::CallResponse> Call(
       const anypoint::tokenbroker::v1::CallRequest& request) = 0;
 
+  // TokenBroker.CallStream: hands each message to `on_message` as it
+  // arrives (the first carries the status and headers). A non-OK result of
+  // `on_message` cancels the stream and is returned. The deadline bounds the
+  // whole stream. An error after the first message means the body is
+  // incomplete.
+  virtual absl::Status CallStream(
+      const anypoint::tokenbroker::v1::CallRequest& request,
+      const std::function<
+          absl::Status(const anypoint::tokenbroker::v1::CallStreamResponse&)>&
+          on_message) = 0;
+
   virtual absl::StatusOr<anypoint::tokenbroker::v1::ListAppsResponse> ListApps(
       const anypoint::tokenbroker::v1::ListAppsRequest& request) = 0;
 
@@ -64,7 +75,7 @@ struct ConnectionOptions {
   std::string key_file;
   // File holding a bearer key, sent as `authorization: Bearer <key>`.
   std::string bearer_file;
-  // Deadline of each unary RPC.
+  // Deadline of each unary RPC and of each CallStream as a whole.
   absl::Duration timeout = absl::Seconds(10);
 };
 

@@ -1,25 +1,24 @@
 // Example: a service that lists the environments of an Anypoint organization
-// without ever holding a client secret. It asks the token broker for the
-// connected app's access token (tokenbroker::Client caches it and keeps it
-// fresh) and calls
-//   GET {anypoint}/accounts/api/organizations/{org}/environments
-// itself with libcurl.
+// without ever holding a client secret or an access token. It sends
+//   GET /accounts/api/organizations/{org}/environments
+// through the token broker (TokenBroker.Call, via tokenbroker::Client): the
+// broker adds the connected app's token and forwards the request to the
+// app's control plane, and only the answer comes back.
 //
-// Once the broker implements TokenBroker.Call, the same request can go
-// through the broker instead, and the token never reaches this process:
-//   client->Get(app, "/accounts/api/organizations/" + org + "/environments");
+// The broker must grant the caller that route on the app, for example
+//   routes: ["GET /accounts/api/organizations/*/environments"]
+// (config/demo.yaml does for the anonymous development caller).
 //
 // Usage:
 //   list_environments --broker HOST:PORT [--plaintext | --ca FILE
 //                     [--cert FILE --key FILE]] [--bearer-file FILE]
-//                     --app APP --anypoint URL --org ORG_ID
+//                     --app APP --org ORG_ID
 // Prints "NAME<TAB>TYPE<TAB>ID" per environment. Exit codes: 0 ok, 1 error,
 // 2 usage.
 
-#include <curl/curl.h>
-
 #include <iostream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -27,45 +26,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "client/lib/client.h"
-
-namespace {
-
-size_t AppendToString(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
-  return size * count;
-}
-
-// GET `url` with the bearer token; returns the body of a 200.
-absl::StatusOr<std::string> HttpGet(const std::string& url,
-                                    const std::string& token) {
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
-  std::string body;
-  curl_slist* headers = curl_slist_append(
-      nullptr, absl::StrCat("Authorization: Bearer ", token).c_str());
-  headers = curl_slist_append(headers, "Accept: application/json");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendToString);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-  CURLcode code = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  if (code != CURLE_OK) {
-    return absl::UnavailableError(
-        absl::StrCat("GET ", url, ": ", curl_easy_strerror(code)));
-  }
-  if (status != 200) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("GET ", url, ": HTTP ", status, ": ", body));
-  }
-  return body;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::map<std::string, std::string> flags;
@@ -80,7 +40,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  for (const char* required : {"broker", "app", "anypoint", "org"}) {
+  for (const char* required : {"broker", "app", "org"}) {
     if (flags[required].empty()) {
       std::cerr << "list_environments: --" << required << " is required\n";
       return 2;
@@ -102,31 +62,35 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  absl::StatusOr<tokenbroker::AccessToken> token =
-      (*client)->GetToken(flags["app"], {"view:environment"});
-  if (!token.ok()) {
-    std::cerr << "list_environments: token: " << token.status() << "\n";
+  tokenbroker::ClientCallRequest request;
+  request.method = "GET";
+  request.path = absl::StrCat("/accounts/api/organizations/", flags["org"],
+                              "/environments");
+  request.headers = {{"Accept", "application/json"}};
+  request.scopes = {"view:environment"};
+  // A GET: the client retries it if the broker is briefly unavailable.
+  absl::StatusOr<tokenbroker::ClientCallResponse> response =
+      (*client)->Call(flags["app"], request);
+  if (!response.ok()) {
+    // The broker's verdict: unknown app, route not granted, Anypoint down...
+    std::cerr << "list_environments: " << response.status() << "\n";
     return 1;
   }
-
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  absl::StatusOr<std::string> body =
-      HttpGet(absl::StrCat(flags["anypoint"], "/accounts/api/organizations/",
-                           flags["org"], "/environments"),
-              token->access_token);
-  curl_global_cleanup();
-  if (!body.ok()) {
-    std::cerr << "list_environments: " << body.status() << "\n";
+  if (response->status != 200) {
+    // Anypoint's answer, passed through as data.
+    std::cerr << "list_environments: GET " << request.path << ": HTTP "
+              << response->status << ": " << response->body << "\n";
     return 1;
   }
-  nlohmann::json environments =
-      nlohmann::json::parse(*body, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json environments = nlohmann::json::parse(
+      response->body, nullptr, /*allow_exceptions=*/false);
   if (environments.is_discarded() || !environments.contains("data") ||
       !environments["data"].is_array()) {
     std::cerr << "list_environments: unexpected answer from Anypoint\n";
     return 1;
   }
   for (const nlohmann::json& env : environments["data"]) {
+    if (!env.is_object()) continue;
     std::cout << env.value("name", "") << "\t" << env.value("type", "") << "\t"
               << env.value("id", "") << "\n";
   }

@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
 """Example: list the environments of an Anypoint organization through the broker.
 
-The service asks the token broker for the connected app's access token over
-gRPC (it never holds a client secret), then calls
-  GET {anypoint}/accounts/api/organizations/{org}/environments
-with urllib. Once the broker implements TokenBroker.Call, the request can go
-through the broker instead (stub.Call), and the token never reaches this
-process.
+The service sends
+  GET /accounts/api/organizations/{org}/environments
+through the token broker (TokenBroker.Call over gRPC): the broker adds the
+connected app's access token and forwards the request to the app's control
+plane. The service never holds a client secret or a token, only the answer.
+The broker must grant the caller that route on the app (config/demo.yaml does
+for the anonymous development caller).
 
 Needs the generated stubs on PYTHONPATH (build/client/python) and Debian's
 python3-grpcio and python3-protobuf.
 
 Usage:
-  list_environments.py --broker HOST:PORT --app APP --anypoint URL --org ORG
+  list_environments.py --broker HOST:PORT --app APP --org ORG
                        [--bearer-file FILE] [--ca FILE]
 Without --ca the channel is plaintext (development brokers only).
 Prints "NAME<TAB>TYPE<TAB>ID" per environment. Exit codes: 0 ok, 1 error.
@@ -21,7 +22,6 @@ Prints "NAME<TAB>TYPE<TAB>ID" per environment. Exit codes: 0 ok, 1 error.
 import argparse
 import json
 import sys
-import urllib.request
 
 import grpc
 
@@ -33,7 +33,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", required=True)
     parser.add_argument("--app", required=True)
-    parser.add_argument("--anypoint", required=True)
     parser.add_argument("--org", required=True)
     parser.add_argument("--bearer-file")
     parser.add_argument("--ca")
@@ -50,30 +49,35 @@ def main():
         with open(args.bearer_file) as f:
             metadata.append(("authorization", "Bearer " + f.read().strip()))
 
+    path = "/accounts/api/organizations/%s/environments" % args.org
+    request = token_broker_pb2.CallRequest(
+        app=args.app,
+        method="GET",
+        path=path,
+        headers=[token_broker_pb2.Header(name="Accept", value="application/json")],
+        scopes=["view:environment"])
     with channel:
         stub = token_broker_pb2_grpc.TokenBrokerStub(channel)
         try:
-            token = stub.GetToken(
-                token_broker_pb2.GetTokenRequest(app=args.app,
-                                                 scopes=["view:environment"]),
-                timeout=10, metadata=metadata)
+            response = stub.Call(request, timeout=30, metadata=metadata)
         except grpc.RpcError as e:
-            print("list_environments: token: %s: %s" % (e.code().name, e.details()),
+            # The broker's verdict: unknown app, route not granted, Anypoint down...
+            print("list_environments: %s: %s" % (e.code().name, e.details()),
                   file=sys.stderr)
             return 1
 
-    request = urllib.request.Request(
-        "%s/accounts/api/organizations/%s/environments" % (args.anypoint, args.org),
-        headers={"Authorization": "Bearer " + token.access_token,
-                 "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            environments = json.load(response)
-    except urllib.error.HTTPError as e:
-        print("list_environments: HTTP %d: %s" % (e.code, e.read().decode(errors="replace")),
+    # Anypoint's HTTP status is data in the answer, not a gRPC error.
+    if response.status != 200:
+        print("list_environments: GET %s: HTTP %d: %s"
+              % (path, response.status, response.body.decode(errors="replace")),
               file=sys.stderr)
         return 1
-    for env in environments["data"]:
+    try:
+        environments = json.loads(response.body)["data"]
+    except (ValueError, KeyError, TypeError):
+        print("list_environments: unexpected answer from Anypoint", file=sys.stderr)
+        return 1
+    for env in environments:
         print("%s\t%s\t%s" % (env.get("name", ""), env.get("type", ""), env.get("id", "")))
     return 0
 

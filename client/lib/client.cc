@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
 #include <utility>
 
 #include "absl/random/distributions.h"
@@ -37,6 +41,37 @@ std::vector<std::string> NormalizeScopes(std::vector<std::string> scopes) {
   std::sort(scopes.begin(), scopes.end());
   scopes.erase(std::unique(scopes.begin(), scopes.end()), scopes.end());
   return scopes;
+}
+
+v1::CallRequest ToProto(const std::string& app,
+                        const ClientCallRequest& request) {
+  v1::CallRequest call;
+  call.set_app(app);
+  call.set_method(absl::AsciiStrToUpper(request.method));
+  call.set_path(request.path);
+  for (const auto& [name, value] : request.headers) {
+    v1::Header* header = call.add_headers();
+    header->set_name(name);
+    header->set_value(value);
+  }
+  call.set_body(request.body);
+  for (const std::string& scope : request.scopes) call.add_scopes(scope);
+  return call;
+}
+
+// Only a request without side effects may be sent twice.
+bool IsSafeToRetry(const v1::CallRequest& call) {
+  return call.method() == "GET" || call.method() == "HEAD";
+}
+
+ClientCallResponse Head(
+    int status, const google::protobuf::RepeatedPtrField<v1::Header>& headers) {
+  ClientCallResponse head;
+  head.status = status;
+  for (const v1::Header& header : headers) {
+    head.headers.emplace_back(header.name(), header.value());
+  }
+  return head;
 }
 
 }  // namespace
@@ -140,15 +175,16 @@ void Client::Prepare(grpc::ClientContext* context) const {
 }
 
 absl::Status Client::FromGrpc(const grpc::Status& status,
-                              absl::string_view rpc_name) const {
+                              absl::string_view rpc_name,
+                              absl::Duration timeout) const {
   if (status.ok()) return absl::OkStatus();
   const auto code = static_cast<absl::StatusCode>(status.error_code());
   std::string message = status.error_message();
   switch (code) {
     case absl::StatusCode::kUnimplemented:
       if (message.empty()) {
-        message =
-            absl::StrCat("the broker does not implement ", rpc_name, " yet");
+        message = absl::StrCat("the broker does not implement ", rpc_name,
+                               " (is it older than this client?)");
       }
       break;
     case absl::StatusCode::kUnavailable:
@@ -157,7 +193,7 @@ absl::Status Client::FromGrpc(const grpc::Status& status,
       break;
     case absl::StatusCode::kDeadlineExceeded:
       absl::StrAppend(&message, " (", rpc_name, " took more than ",
-                      absl::FormatDuration(options_.timeout), ")");
+                      absl::FormatDuration(timeout), ")");
       break;
     default:
       break;
@@ -170,7 +206,6 @@ absl::StatusOr<Response> Client::Unary(absl::string_view rpc_name, bool retry,
                                        std::atomic<int64_t>* attempts,
                                        Rpc rpc) {
   const absl::Time deadline = absl::Now() + options_.timeout;
-  std::optional<absl::BitGen> gen;  // Seeded only if a retry needs it.
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
@@ -179,20 +214,25 @@ absl::StatusOr<Response> Client::Unary(absl::string_view rpc_name, bool retry,
     attempts->fetch_add(1, std::memory_order_relaxed);
     grpc::Status status = rpc(&context, &response);
     if (status.ok()) return response;
-    absl::Status error = FromGrpc(status, rpc_name);
+    absl::Status error = FromGrpc(status, rpc_name, options_.timeout);
     if (!retry || error.code() != absl::StatusCode::kUnavailable ||
-        attempt >= options_.retry.max_attempts) {
+        !Backoff(attempt, deadline)) {
       return error;
     }
-    if (!gen) gen.emplace();
-    absl::Duration delay = BackoffDelay(options_.retry, attempt, *gen);
-    if (absl::Now() + delay >= deadline) return error;
-    if (options_.sleep) {
-      options_.sleep(delay);
-    } else {
-      absl::SleepFor(delay);
-    }
   }
+}
+
+bool Client::Backoff(int attempt, absl::Time deadline) const {
+  if (attempt >= options_.retry.max_attempts) return false;
+  absl::BitGen gen;  // Seeded only when a retry needs it.
+  absl::Duration delay = BackoffDelay(options_.retry, attempt, gen);
+  if (absl::Now() + delay >= deadline) return false;
+  if (options_.sleep) {
+    options_.sleep(delay);
+  } else {
+    absl::SleepFor(delay);
+  }
+  return true;
 }
 
 absl::StatusOr<AccessToken> Client::GetToken(
@@ -266,7 +306,8 @@ void Client::OnWatchToken(const Key& key,
 
 void Client::OnWatchDone(const Key& key, const WatchReactor* reactor,
                          const std::string& app, const grpc::Status& status) {
-  absl::Status result = FromGrpc(status, "TokenBroker.WatchToken");
+  absl::Status result =
+      FromGrpc(status, "TokenBroker.WatchToken", absl::InfiniteDuration());
   {
     absl::MutexLock lock(&mu_);
     if (!shutting_down_) ++watch_breaks_;
@@ -285,32 +326,82 @@ void Client::OnWatchDone(const Key& key, const WatchReactor* reactor,
 
 absl::StatusOr<ClientCallResponse> Client::Call(
     const std::string& app, const ClientCallRequest& request) {
-  v1::CallRequest call;
-  call.set_app(app);
-  call.set_method(absl::AsciiStrToUpper(request.method));
-  call.set_path(request.path);
-  for (const auto& [name, value] : request.headers) {
-    v1::Header* header = call.add_headers();
-    header->set_name(name);
-    header->set_value(value);
-  }
-  call.set_body(request.body);
-  for (const std::string& scope : request.scopes) call.add_scopes(scope);
-  // Only a request without side effects may be sent twice.
-  const bool idempotent = call.method() == "GET" || call.method() == "HEAD";
+  const v1::CallRequest call = ToProto(app, request);
   absl::StatusOr<v1::CallResponse> response = Unary<v1::CallResponse>(
-      "TokenBroker.Call", idempotent, &call_rpcs_,
+      "TokenBroker.Call", IsSafeToRetry(call), &call_rpcs_,
       [&](grpc::ClientContext* context, v1::CallResponse* out) {
         return broker_->Call(context, call, out);
       });
   if (!response.ok()) return response.status();
-  ClientCallResponse out;
-  out.status = response->status();
-  for (const v1::Header& header : response->headers()) {
-    out.headers.emplace_back(header.name(), header.value());
-  }
+  ClientCallResponse out = Head(response->status(), response->headers());
   out.body = response->body();
   return out;
+}
+
+absl::StatusOr<ClientCallResponse> Client::CallStream(
+    const std::string& app, const ClientCallRequest& request,
+    const ClientCallStreamHandlers& handlers) {
+  if (!handlers.on_body) {
+    return absl::InvalidArgumentError("CallStream: on_body is required");
+  }
+  constexpr absl::string_view kRpc = "TokenBroker.CallStream";
+  const v1::CallRequest call = ToProto(app, request);
+  const bool retry = IsSafeToRetry(call);
+  const absl::Time deadline = absl::Now() + options_.stream_timeout;
+  for (int attempt = 1;; ++attempt) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    Prepare(&context);
+    call_stream_rpcs_.fetch_add(1, std::memory_order_relaxed);
+    std::unique_ptr<grpc::ClientReader<v1::CallStreamResponse>> reader =
+        broker_->CallStream(&context, call);
+    std::optional<ClientCallResponse> head;
+    v1::CallStreamResponse message;
+    while (reader->Read(&message)) {
+      if (!head.has_value()) {
+        // The first message carries the status and headers.
+        head = Head(message.status(), message.headers());
+        if (handlers.on_head) handlers.on_head(*head);
+      }
+      if (message.body_chunk().empty()) continue;
+      absl::Status delivered = handlers.on_body(message.body_chunk());
+      if (!delivered.ok()) {
+        context.TryCancel();
+        reader->Finish();  // CANCELLED, by us.
+        return delivered;
+      }
+    }
+    grpc::Status status = reader->Finish();
+    if (status.ok()) {
+      if (!head.has_value()) {
+        return absl::InternalError(
+            absl::StrCat("the broker ended ", kRpc, " without an answer"));
+      }
+      return *std::move(head);
+    }
+    absl::Status error = FromGrpc(status, kRpc, options_.stream_timeout);
+    // Once the caller has part of the answer, a retry would repeat it.
+    if (!retry || head.has_value() ||
+        error.code() != absl::StatusCode::kUnavailable ||
+        !Backoff(attempt, deadline)) {
+      return error;
+    }
+  }
+}
+
+absl::StatusOr<ClientCallResponse> Client::CallStream(
+    const std::string& app, const ClientCallRequest& request,
+    std::ostream& body) {
+  ClientCallStreamHandlers handlers;
+  handlers.on_body = [&body](absl::string_view piece) {
+    body.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+    if (!body) {
+      return absl::DataLossError(
+          "writing the body failed; the download was cancelled");
+    }
+    return absl::OkStatus();
+  };
+  return CallStream(app, request, handlers);
 }
 
 absl::StatusOr<ClientCallResponse> Client::Get(const std::string& app,
@@ -325,6 +416,7 @@ ClientStats Client::stats() const {
   ClientStats stats;
   stats.get_token_rpcs = get_token_rpcs_.load(std::memory_order_relaxed);
   stats.call_rpcs = call_rpcs_.load(std::memory_order_relaxed);
+  stats.call_stream_rpcs = call_stream_rpcs_.load(std::memory_order_relaxed);
   absl::MutexLock lock(&mu_);
   stats.cache_hits = cache_hits_;
   stats.watches_started = watches_started_;

@@ -11,6 +11,10 @@
 //       (*client)->GetToken("exchange");
 //   // send "Authorization: Bearer " + token->access_token to Anypoint
 //
+// Or let the broker send the request, and never hold the token at all:
+//   absl::StatusOr<tokenbroker::ClientCallResponse> me =
+//       (*client)->Get("exchange", "/accounts/api/me");
+//
 // Local cache. GetToken keeps each token it receives, keyed by app and the
 // sorted set of scopes, and answers later calls from memory, with no RPC at
 // all, while the token has at least `min_ttl` left. After the first RPC for a
@@ -25,8 +29,9 @@
 // Deadlines and retries. Every unary RPC has a deadline of `timeout` in total;
 // UNAVAILABLE (broker unreachable or restarting, or Anypoint down with no
 // valid token) is retried with truncated exponential backoff and full jitter
-// within that deadline. GetToken is always safe to retry; Call only for GET
-// and HEAD. Other errors are returned at once.
+// within that deadline. GetToken is always safe to retry; Call and
+// CallStream only for GET and HEAD (CallStream only before the first byte of
+// the answer arrived). Other errors are returned at once.
 //
 // Errors are the broker's gRPC status as absl::Status (the codes have the same
 // values): NOT_FOUND unknown app, INVALID_ARGUMENT malformed request,
@@ -47,6 +52,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,6 +96,17 @@ struct ClientCallResponse {
   std::string body;
 };
 
+// What CallStream hands to its caller, in this order: `on_head` once with the
+// upstream status and headers (the body empty), then `on_body` for each piece
+// of the body. Both run on the thread that called CallStream.
+struct ClientCallStreamHandlers {
+  // May be null.
+  std::function<void(const ClientCallResponse& head)> on_head;
+  // Required. A non-OK result cancels the stream and becomes CallStream's
+  // result (for example a failed write to disk).
+  std::function<absl::Status(absl::string_view piece)> on_body;
+};
+
 // Retries of UNAVAILABLE: attempt n (from 1) waits a uniformly random time in
 // [0, min(max_backoff, initial_backoff * multiplier^(n-1))] before the next.
 struct ClientRetryOptions {
@@ -107,6 +124,9 @@ absl::Duration BackoffDelay(const ClientRetryOptions& retry, int attempt,
 struct ClientOptions {
   // Deadline of each unary RPC, retries included.
   absl::Duration timeout = absl::Seconds(10);
+  // Deadline of each CallStream, retries included: a large download takes
+  // longer than a unary call.
+  absl::Duration stream_timeout = absl::Minutes(10);
   // Used when GetToken's `min_ttl` is zero (the broker's default too).
   absl::Duration default_min_ttl = absl::Seconds(30);
   // Keep cached tokens fresh with WatchToken streams. Off: every token is
@@ -128,9 +148,10 @@ struct ClientOptions {
 
 // Counters of what the client did, since it was created.
 struct ClientStats {
-  int64_t cache_hits = 0;      // GetToken answered from memory.
-  int64_t get_token_rpcs = 0;  // GetToken RPC attempts (retries included).
-  int64_t call_rpcs = 0;       // Call RPC attempts.
+  int64_t cache_hits = 0;        // GetToken answered from memory.
+  int64_t get_token_rpcs = 0;    // GetToken RPC attempts (retries included).
+  int64_t call_rpcs = 0;         // Call RPC attempts.
+  int64_t call_stream_rpcs = 0;  // CallStream RPC attempts.
   int64_t watches_started = 0;
   int64_t watch_updates = 0;  // Tokens received on watch streams.
   int64_t watch_breaks = 0;   // Streams that ended other than by ~Client.
@@ -160,13 +181,35 @@ class Client {
       absl::Duration min_ttl = absl::ZeroDuration());
 
   // Sends `request` through the broker (TokenBroker.Call) with `app`'s token
-  // injected. The token never reaches this process.
+  // injected. The token never reaches this process. The upstream HTTP status
+  // (a 403, a 404) is data in the response; errors are the broker's: for
+  // example INVALID_ARGUMENT for a path that is not origin-form,
+  // PERMISSION_DENIED for a route the caller's grant does not cover,
+  // RESOURCE_EXHAUSTED for a body over the broker's limits. The whole body
+  // is held in memory: use CallStream for large answers.
   absl::StatusOr<ClientCallResponse> Call(const std::string& app,
                                           const ClientCallRequest& request);
 
   // Call with GET and no body.
   absl::StatusOr<ClientCallResponse> Get(const std::string& app,
                                          const std::string& path);
+
+  // Like Call, through TokenBroker.CallStream: the body is handed to
+  // `handlers.on_body` piece by piece (about 64 KiB each) as it arrives,
+  // so a large answer never sits whole in memory (the broker's size limits
+  // still apply). Returns the status and headers (the body empty). The
+  // deadline is `stream_timeout`. An error after `on_head` ran leaves the
+  // body incomplete: the caller must discard what it received. Such errors
+  // are not retried.
+  absl::StatusOr<ClientCallResponse> CallStream(
+      const std::string& app, const ClientCallRequest& request,
+      const ClientCallStreamHandlers& handlers);
+
+  // CallStream writing the body to `body`. Errors: also DATA_LOSS when
+  // `body` fails (the stream is then cancelled).
+  absl::StatusOr<ClientCallResponse> CallStream(
+      const std::string& app, const ClientCallRequest& request,
+      std::ostream& body);
 
   ClientStats stats() const;
 
@@ -180,8 +223,11 @@ class Client {
 
   absl::Time Now() const;
   void Prepare(grpc::ClientContext* context) const;
-  absl::Status FromGrpc(const grpc::Status& status,
-                        absl::string_view rpc_name) const;
+  absl::Status FromGrpc(const grpc::Status& status, absl::string_view rpc_name,
+                        absl::Duration timeout) const;
+  // Waits before retry `attempt` (from 1) of an RPC that must end by
+  // `deadline`; false when the retry would not fit.
+  bool Backoff(int attempt, absl::Time deadline) const;
   template <typename Response, typename Rpc>
   absl::StatusOr<Response> Unary(absl::string_view rpc_name, bool retry,
                                  std::atomic<int64_t>* attempts, Rpc rpc);
@@ -198,6 +244,7 @@ class Client {
 
   std::atomic<int64_t> get_token_rpcs_{0};
   std::atomic<int64_t> call_rpcs_{0};
+  std::atomic<int64_t> call_stream_rpcs_{0};
 
   mutable absl::Mutex mu_;
   std::map<Key, Entry> entries_ ABSL_GUARDED_BY(mu_);

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -22,6 +23,16 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
+using ::testing::StartsWith;
+
+constexpr char kOrg[] = "c6e1c1b0-4b2f-4c6e-9d8a-1a2b3c4d5e6f";
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
 
 struct Result {
   int exit_code = -1;
@@ -143,6 +154,74 @@ TEST_F(CliEndToEndTest, WatchPrintsFingerprints) {
                               "  ", cli::Fingerprint(response.access_token()),
                               "  expires_at=")));
   EXPECT_EQ(result.out.find(response.access_token()), std::string::npos);
+}
+
+TEST_F(CliEndToEndTest, CallPrintsTheAnswerWithoutAToken) {
+  Result result =
+      Run(absl::StrCat("call design-center GET /accounts/api/organizations/",
+                       kOrg, "/environments -H Accept:application/json -i"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, StartsWith("HTTP 200\n"));
+  EXPECT_THAT(result.out, HasSubstr("\n\n{"));
+  EXPECT_THAT(result.out, HasSubstr("\"Production\""));
+
+  // An upstream 404 is data: exit 0.
+  Result missing = Run("call design-center GET /accounts/api/no-such-thing -i");
+  EXPECT_EQ(missing.exit_code, 0) << missing.err;
+  EXPECT_THAT(missing.out, StartsWith("HTTP 404\n"));
+
+  Result hostile = Run("call design-center GET //evil.example/x");
+  EXPECT_EQ(hostile.exit_code, 1);
+  EXPECT_THAT(hostile.err, HasSubstr("INVALID_ARGUMENT"));
+}
+
+TEST_F(CliEndToEndTest, CallStreamWritesHeadersThenTheBody) {
+  constexpr size_t kBytes = 300000;
+  Result result = Run(absl::StrCat(
+      "call design-center GET '/_emulator/authed-echo/x?bytes=", kBytes,
+      "' --stream -i"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, StartsWith("HTTP 200\n"));
+  EXPECT_THAT(result.out,
+              HasSubstr("Content-Type: application/octet-stream\n"));
+  size_t end_of_head = result.out.find("\n\n");
+  ASSERT_NE(end_of_head, std::string::npos);
+  EXPECT_EQ(result.out.substr(end_of_head + 2), std::string(kBytes, 'x'));
+}
+
+TEST_F(CliEndToEndTest, CallWritesTheBodyToAFile) {
+  // Larger than gRPC's default 4 MiB message: only CallStream's pieces fit
+  // any client.
+  constexpr size_t kBytes = 6 << 20;
+  const std::string file = secrets_dir_ + "/asset.bin";
+  Result result = Run(absl::StrCat(
+      "call design-center GET '/_emulator/authed-echo/x?bytes=", kBytes,
+      "' --stream -o '", file, "'"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "");
+  std::string body = Slurp(file);
+  EXPECT_EQ(body.size(), kBytes);
+  EXPECT_EQ(body.find_first_not_of('x'), std::string::npos);
+
+  // Without --stream, and with -i: the head on stdout, the body in the file.
+  Result unary = Run(absl::StrCat(
+      "call design-center GET '/_emulator/authed-echo/x?bytes=5' -i -o '", file,
+      "'"));
+  ASSERT_EQ(unary.exit_code, 0) << unary.err;
+  EXPECT_THAT(unary.out, StartsWith("HTTP 200\n"));
+  EXPECT_EQ(Slurp(file), "xxxxx");
+
+  // A failed call leaves no file that could pass for a download.
+  Result failed =
+      Run(absl::StrCat("call no-such-app GET /x --stream -o '", file, "'"));
+  EXPECT_EQ(failed.exit_code, 3);
+  EXPECT_FALSE(std::filesystem::exists(file));
+
+  Result unwritable =
+      Run(absl::StrCat("call design-center GET /accounts/api/me -o '",
+                       secrets_dir_, "/no/such/dir/out'"));
+  EXPECT_EQ(unwritable.exit_code, 2);
+  EXPECT_THAT(unwritable.err, HasSubstr("no/such/dir/out"));
 }
 
 TEST_F(CliEndToEndTest, HelpExitsZero) {

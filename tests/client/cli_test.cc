@@ -1,10 +1,15 @@
 // tokenbrokerctl's commands, argument parsing and exit codes, through a mock
 // BrokerStub.
 
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -12,6 +17,7 @@
 #include "client/cli/args.h"
 #include "client/cli/commands.h"
 #include "client/cli/format.h"
+#include "client/cli/io.h"
 #include "client/cli/stub.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -40,6 +46,11 @@ class MockBrokerStub : public BrokerStub {
               (override));
   MOCK_METHOD(absl::StatusOr<v1::CallResponse>, Call, (const v1::CallRequest&),
               (override));
+  MOCK_METHOD(
+      absl::Status, CallStream,
+      (const v1::CallRequest&,
+       (const std::function<absl::Status(const v1::CallStreamResponse&)>&)),
+      (override));
   MOCK_METHOD(absl::StatusOr<v1::ListAppsResponse>, ListApps,
               (const v1::ListAppsRequest&), (override));
   MOCK_METHOD(absl::StatusOr<v1::RefreshTokenResponse>, RefreshToken,
@@ -257,6 +268,181 @@ TEST(RunCallTest, PrintsStatusHeadersAndBody) {
   EXPECT_EQ(out.str(), "HTTP 403\nContent-Type: application/json\n\n{}");
 }
 
+v1::CallStreamResponse Piece(const std::string& chunk, int status = 0) {
+  v1::CallStreamResponse message;
+  message.set_status(status);
+  if (status != 0) {
+    v1::Header* header = message.add_headers();
+    header->set_name("Content-Type");
+    header->set_value("application/octet-stream");
+  }
+  message.set_body_chunk(chunk);
+  return message;
+}
+
+using OnMessage = std::function<absl::Status(const v1::CallStreamResponse&)>;
+
+TEST(RunCallTest, StreamWritesHeadThenEachPieceAsItArrives) {
+  StrictMock<MockBrokerStub> stub;
+  std::ostringstream out;
+  EXPECT_CALL(stub, CallStream(_, _))
+      .WillOnce(Invoke([&](const v1::CallRequest& r, const OnMessage& on) {
+        EXPECT_EQ(r.app(), "exchange-reader");
+        EXPECT_EQ(r.method(), "GET");
+        EXPECT_EQ(r.path(), "/exchange/api/v2/assets/a/b/1.0.0/x.jar");
+        EXPECT_THAT(on(Piece("ab", 200)), IsOk());
+        // Written before the next piece comes.
+        EXPECT_EQ(out.str(),
+                  "HTTP 200\nContent-Type: application/octet-stream\n\nab");
+        EXPECT_THAT(on(Piece("")), IsOk());
+        EXPECT_THAT(on(Piece("cd")), IsOk());
+        return absl::OkStatus();
+      }));
+  CallOptions options;
+  options.app = "exchange-reader";
+  options.method = "GET";
+  options.path = "/exchange/api/v2/assets/a/b/1.0.0/x.jar";
+  options.include_headers = true;
+  options.stream = true;
+  ASSERT_THAT(RunCall(stub, options, out), IsOk());
+  EXPECT_EQ(out.str(),
+            "HTTP 200\nContent-Type: application/octet-stream\n\nabcd");
+}
+
+TEST(RunCallTest, StreamWithoutHeadersAndAnUpstreamErrorStatus) {
+  StrictMock<MockBrokerStub> stub;
+  EXPECT_CALL(stub, CallStream(_, _))
+      .WillOnce(Invoke([](const v1::CallRequest&, const OnMessage& on) {
+        EXPECT_THAT(on(Piece("{\"message\":\"no\"}", 404)), IsOk());
+        return absl::OkStatus();
+      }));
+  CallOptions options;
+  options.stream = true;
+  std::ostringstream out;
+  // The upstream 404 is data.
+  ASSERT_THAT(RunCall(stub, options, out), IsOk());
+  EXPECT_EQ(out.str(), "{\"message\":\"no\"}");
+}
+
+TEST(RunCallTest, StreamErrorAfterPartOfTheBody) {
+  StrictMock<MockBrokerStub> stub;
+  EXPECT_CALL(stub, CallStream(_, _))
+      .WillOnce(Invoke([](const v1::CallRequest&, const OnMessage& on) {
+        EXPECT_THAT(on(Piece("ab", 200)), IsOk());
+        return absl::UnavailableError("upstream connection reset");
+      }));
+  CallOptions options;
+  options.stream = true;
+  std::ostringstream out;
+  absl::Status status = RunCall(stub, options, out);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(ExitCodeFor(status), kExitUnavailable);
+  EXPECT_EQ(out.str(), "ab");
+}
+
+TEST(RunCallTest, StreamStopsWhenWritingFails) {
+  StrictMock<MockBrokerStub> stub;
+  EXPECT_CALL(stub, CallStream(_, _))
+      .WillOnce(Invoke([](const v1::CallRequest&, const OnMessage& on) {
+        absl::Status handled = on(Piece("ab", 200));
+        EXPECT_THAT(handled, StatusIs(absl::StatusCode::kDataLoss));
+        return handled;  // As the gRPC stub does: cancelled, not read on.
+      }));
+  CallOptions options;
+  options.stream = true;
+  std::ostringstream out;
+  std::ostringstream body;
+  body.setstate(std::ios::badbit);  // A full disk.
+  absl::Status status = RunCall(stub, options, out, &body);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss,
+                               HasSubstr("download was cancelled")));
+  EXPECT_EQ(ExitCodeFor(status), kExitError);
+}
+
+TEST(RunCallTest, BodyToItsOwnStreamHeadersToOut) {
+  StrictMock<MockBrokerStub> stub;
+  EXPECT_CALL(stub, Call(_)).WillOnce(Invoke([](const v1::CallRequest&) {
+    v1::CallResponse response;
+    response.set_status(200);
+    response.set_body("unary");
+    return response;
+  }));
+  EXPECT_CALL(stub, CallStream(_, _))
+      .WillOnce(Invoke([](const v1::CallRequest&, const OnMessage& on) {
+        EXPECT_THAT(on(Piece("str", 200)), IsOk());
+        EXPECT_THAT(on(Piece("eamed")), IsOk());
+        return absl::OkStatus();
+      }));
+  CallOptions options;
+  options.include_headers = true;
+  std::ostringstream out;
+  std::ostringstream body;
+  ASSERT_THAT(RunCall(stub, options, out, &body), IsOk());
+  EXPECT_EQ(out.str(), "HTTP 200\n\n");
+  EXPECT_EQ(body.str(), "unary");
+
+  options.stream = true;
+  std::ostringstream stream_out;
+  std::ostringstream stream_body;
+  ASSERT_THAT(RunCall(stub, options, stream_out, &stream_body), IsOk());
+  EXPECT_EQ(stream_out.str(),
+            "HTTP 200\nContent-Type: application/octet-stream\n\n");
+  EXPECT_EQ(stream_body.str(), "streamed");
+}
+
+// A temporary directory, removed with its content.
+class TempDir {
+ public:
+  TempDir() {
+    std::string dir_template =
+        (std::filesystem::temp_directory_path() / "tokenbrokerctl-test-XXXXXX")
+            .string();
+    if (mkdtemp(dir_template.data()) != nullptr) path_ = dir_template;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+TEST(OutputFileTest, KeptOnlyWhenCommitted) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string kept = dir.path() + "/kept";
+  {
+    absl::StatusOr<std::unique_ptr<OutputFile>> file = OutputFile::Open(kept);
+    ASSERT_THAT(file, IsOk());
+    (*file)->stream() << "body";
+    EXPECT_THAT((*file)->Commit(), IsOk());
+  }
+  EXPECT_EQ(Slurp(kept), "body");
+
+  const std::string dropped = dir.path() + "/dropped";
+  {
+    absl::StatusOr<std::unique_ptr<OutputFile>> file =
+        OutputFile::Open(dropped);
+    ASSERT_THAT(file, IsOk());
+    (*file)->stream() << "partial";
+    EXPECT_TRUE(std::filesystem::exists(dropped));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dropped));
+
+  EXPECT_THAT(OutputFile::Open(dir.path() + "/no/such/dir/file"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("/no/such/dir/file")));
+}
+
 // ParseArgs, with the environment as a map.
 absl::StatusOr<Invocation> Parse(
     const std::vector<std::string>& args,
@@ -314,6 +500,18 @@ TEST(ParseArgsTest, CallCommand) {
   EXPECT_EQ(invocation->call.headers[0].second, "a/b");
   EXPECT_EQ(invocation->call_data, "@body.json");
   EXPECT_TRUE(invocation->call.include_headers);
+  EXPECT_FALSE(invocation->call.stream);
+  EXPECT_EQ(invocation->call_output, std::nullopt);
+
+  invocation = Parse({"call", "app", "GET", "/x", "--stream", "-o", "out.bin"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_TRUE(invocation->call.stream);
+  EXPECT_EQ(invocation->call_output, "out.bin");
+  invocation = Parse({"call", "app", "GET", "/x", "--output=-"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->call_output, "-");
+  EXPECT_THAT(HelpText("call"), HasSubstr("--stream"));
+  EXPECT_THAT(HelpText("call"), HasSubstr("-o, --output FILE"));
 }
 
 TEST(ParseArgsTest, HelpForEachCommand) {
@@ -343,6 +541,10 @@ TEST(ParseArgsTest, UsageErrors) {
       {"token", "--json", "--fingerprint"},
       {"watch", "a", "--count", "0"},
       {"call", "a", "GET", "/x", "--header", "no-colon"},
+      {"call", "a", "GET", "/x", "-o"},
+      {"call", "a", "GET", "/x", "--output="},
+      {"call", "a", "GET", "/x", "--stream=yes"},
+      {"token", "--stream"},
       {"apps", "--plaintext", "--ca", "ca.pem"},
       {"apps", "--cert", "c.pem"},
       {"apps", "--timeout", "-1"},

@@ -1,12 +1,15 @@
 // tokenbroker::Client against an in-process fake TokenBroker service that
-// counts RPCs and scripts WatchToken streams; and against the real broker.
+// counts RPCs and scripts WatchToken and CallStream streams; and against the
+// real broker and emulator.
 
 #include "client/lib/client.h"
 
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -115,6 +118,39 @@ class FakeBroker final : public v1::TokenBroker::Service {
     return grpc::Status::OK;
   }
 
+  // Answers the scripted errors first; then writes the messages of
+  // SetStream() and ends with its status.
+  grpc::Status CallStream(
+      grpc::ServerContext* context, const v1::CallRequest* request,
+      grpc::ServerWriter<v1::CallStreamResponse>* writer) override {
+    std::vector<v1::CallStreamResponse> messages;
+    grpc::Status end;
+    {
+      absl::MutexLock lock(&mu_);
+      ++call_stream_calls_;
+      last_call_ = *request;
+      RecordAuthorization(*context);
+      if (!errors_.empty()) {
+        grpc::Status error = errors_.front();
+        errors_.pop_front();
+        return error;
+      }
+      messages = stream_messages_;
+      end = stream_end_;
+    }
+    for (const v1::CallStreamResponse& message : messages) {
+      if (!writer->Write(message)) break;
+    }
+    return end;
+  }
+
+  void SetStream(std::vector<v1::CallStreamResponse> messages,
+                 grpc::Status end) {
+    absl::MutexLock lock(&mu_);
+    stream_messages_ = std::move(messages);
+    stream_end_ = std::move(end);
+  }
+
   // Blocks until `n` watch streams have been opened in all.
   void WaitForWatches(int n) {
     absl::MutexLock lock(&mu_);
@@ -164,6 +200,10 @@ class FakeBroker final : public v1::TokenBroker::Service {
     absl::MutexLock lock(&mu_);
     return call_calls_;
   }
+  int call_stream_calls() const {
+    absl::MutexLock lock(&mu_);
+    return call_stream_calls_;
+  }
   std::vector<std::string> watch_apps() const {
     absl::MutexLock lock(&mu_);
     return watch_apps_;
@@ -209,6 +249,9 @@ class FakeBroker final : public v1::TokenBroker::Service {
   int get_token_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int call_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int call_stream_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<v1::CallStreamResponse> stream_messages_ ABSL_GUARDED_BY(mu_);
+  grpc::Status stream_end_ ABSL_GUARDED_BY(mu_);
   int open_watches_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> watch_apps_ ABSL_GUARDED_BY(mu_);
   std::deque<grpc::Status> errors_ ABSL_GUARDED_BY(mu_);
@@ -518,6 +561,97 @@ TEST_F(ClientTest, CallRetriesOnlyIdempotentMethods) {
   EXPECT_EQ(fake_.call_calls(), 3);
 }
 
+v1::CallStreamResponse StreamMessage(int status, const std::string& chunk) {
+  v1::CallStreamResponse message;
+  message.set_status(status);
+  if (status != 0) {
+    v1::Header* header = message.add_headers();
+    header->set_name("Content-Type");
+    header->set_value("application/octet-stream");
+  }
+  message.set_body_chunk(chunk);
+  return message;
+}
+
+TEST_F(ClientTest, CallStreamHandsOverHeadThenPieces) {
+  MakeClient();
+  fake_.SetStream({StreamMessage(200, ""), StreamMessage(0, "abc"),
+                   StreamMessage(0, ""), StreamMessage(0, "def")},
+                  grpc::Status::OK);
+  std::vector<std::string> seen;
+  ClientCallStreamHandlers handlers;
+  handlers.on_head = [&](const ClientCallResponse& head) {
+    seen.push_back(absl::StrCat("head ", head.status));
+  };
+  handlers.on_body = [&](absl::string_view piece) {
+    seen.emplace_back(piece);
+    return absl::OkStatus();
+  };
+  ClientCallRequest request;
+  request.path = "/exchange/api/v2/assets/x/download";
+  absl::StatusOr<ClientCallResponse> head =
+      client_->CallStream("exchange", request, handlers);
+  ASSERT_THAT(head, IsOk());
+  EXPECT_EQ(head->status, 200);
+  ASSERT_EQ(head->headers.size(), 1u);
+  EXPECT_EQ(head->headers[0].second, "application/octet-stream");
+  EXPECT_EQ(head->body, "");
+  // Empty pieces are not handed over.
+  EXPECT_THAT(seen, ElementsAre("head 200", "abc", "def"));
+  EXPECT_EQ(fake_.last_call().method(), "GET");
+  EXPECT_EQ(client_->stats().call_stream_rpcs, 1);
+}
+
+TEST_F(ClientTest, CallStreamRetriesUnavailableOnlyBeforeTheAnswer) {
+  MakeClient();
+  fake_.SetStream({StreamMessage(200, "abc")}, grpc::Status::OK);
+  fake_.FailNext(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"));
+  std::ostringstream body;
+  ClientCallRequest get;
+  get.path = "/x";
+  ASSERT_THAT(client_->CallStream("exchange", get, body), IsOk());
+  EXPECT_EQ(body.str(), "abc");
+  EXPECT_EQ(fake_.call_stream_calls(), 2);
+
+  // Not a POST.
+  fake_.FailNext(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"));
+  ClientCallRequest post = get;
+  post.method = "POST";
+  std::ostringstream unused;
+  EXPECT_THAT(client_->CallStream("exchange", post, unused),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(fake_.call_stream_calls(), 3);
+
+  // Nor a GET whose answer had begun: the caller has part of it.
+  fake_.SetStream({StreamMessage(200, "abc")},
+                  grpc::Status(grpc::StatusCode::UNAVAILABLE, "reset"));
+  std::ostringstream partial;
+  EXPECT_THAT(client_->CallStream("exchange", get, partial),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("reset")));
+  EXPECT_EQ(partial.str(), "abc");
+  EXPECT_EQ(fake_.call_stream_calls(), 4);
+  EXPECT_EQ(sleeps().size(), 1u);
+}
+
+TEST_F(ClientTest, CallStreamStopsWhenTheCallerFails) {
+  MakeClient();
+  fake_.SetStream({StreamMessage(200, "abc"), StreamMessage(0, "def")},
+                  grpc::Status::OK);
+  int pieces = 0;
+  ClientCallStreamHandlers handlers;
+  handlers.on_body = [&](absl::string_view) {
+    ++pieces;
+    return absl::DataLossError("disk full");
+  };
+  ClientCallRequest request;
+  request.path = "/x";
+  EXPECT_THAT(client_->CallStream("exchange", request, handlers),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("disk full")));
+  EXPECT_EQ(pieces, 1);
+  EXPECT_THAT(client_->CallStream("exchange", request, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(ClientUnreachableTest, DeadlineBoundsRetries) {
   ClientChannelOptions channel;
   channel.target = "127.0.0.1:1";  // Nothing listens on port 1.
@@ -590,29 +724,205 @@ TEST(MakeConnectionTest, RoundRobinServiceConfig) {
   EXPECT_NE(connection->channel, nullptr);
 }
 
-// Against the real broker and emulator, in-process.
-class ClientBrokerTest : public testing::BrokerFixture {};
+// Against the real broker and emulator, in-process. The fixture's callers
+// grant every route of every app.
+class ClientBrokerTest : public testing::BrokerFixture {
+ protected:
+  std::unique_ptr<Client> MakeClient(ClientOptions options = {}) {
+    ClientChannelOptions channel;
+    channel.target = absl::StrCat("127.0.0.1:", broker_->port());
+    channel.plaintext = true;
+    absl::StatusOr<std::unique_ptr<Client>> client =
+        Client::Create(channel, std::move(options));
+    EXPECT_THAT(client, IsOk());
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  int64_t Requests(const std::string& endpoint) const {
+    emulator::Counters counters = emulator_->GetCounters();
+    auto it = counters.requests_by_endpoint.find(endpoint);
+    return it == counters.requests_by_endpoint.end() ? 0 : it->second;
+  }
+
+  static constexpr char kOrg[] = "c6e1c1b0-4b2f-4c6e-9d8a-1a2b3c4d5e6f";
+};
 
 TEST_F(ClientBrokerTest, CachesTokensFromTheBroker) {
-  ClientChannelOptions channel;
-  channel.target = absl::StrCat("127.0.0.1:", broker_->port());
-  channel.plaintext = true;
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(channel);
-  ASSERT_THAT(client, IsOk());
-  absl::StatusOr<AccessToken> token = (*client)->GetToken("design-center");
+  std::unique_ptr<Client> client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<AccessToken> token = client->GetToken("design-center");
   ASSERT_THAT(token, IsOk());
   tokens_seen_.push_back(token->access_token);
   EXPECT_EQ(token->app, "design-center");
   EXPECT_GT(token->expires_at, absl::Now() + absl::Minutes(55));
   for (int i = 0; i < 20; ++i) {
-    EXPECT_EQ((*client)->GetToken("design-center")->access_token,
+    EXPECT_EQ(client->GetToken("design-center")->access_token,
               token->access_token);
   }
-  EXPECT_EQ((*client)->stats().get_token_rpcs, 1);
-  EXPECT_EQ((*client)->stats().cache_hits, 20);
+  EXPECT_EQ(client->stats().get_token_rpcs, 1);
+  EXPECT_EQ(client->stats().cache_hits, 20);
   EXPECT_EQ(TokenRequests("design-center-app"), 1);
-  EXPECT_THAT((*client)->GetToken("no-such-app"),
+  EXPECT_THAT(client->GetToken("no-such-app"),
               StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ClientBrokerTest, CallListsEnvironmentsWithoutAToken) {
+  std::unique_ptr<Client> client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  ClientCallRequest request;
+  request.path =
+      absl::StrCat("/accounts/api/organizations/", kOrg, "/environments");
+  request.headers = {{"Accept", "application/json"}};
+  request.scopes = {"view:environment"};
+  absl::StatusOr<ClientCallResponse> response =
+      client->Call("design-center", request);
+  ASSERT_THAT(response, IsOk());
+  EXPECT_EQ(response->status, 200);
+  EXPECT_THAT(response->body, HasSubstr("\"Production\""));
+  EXPECT_THAT(response->body, HasSubstr("\"Sandbox\""));
+  EXPECT_EQ(Requests("environments"), 1);
+  EXPECT_EQ(client->stats().call_rpcs, 1);
+}
+
+TEST_F(ClientBrokerTest, UpstreamErrorsAreData) {
+  std::unique_ptr<Client> client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  // exchange-reader lacks view:environment: Anypoint answers 403.
+  absl::StatusOr<ClientCallResponse> forbidden = client->Get(
+      "exchange-reader",
+      absl::StrCat("/accounts/api/organizations/", kOrg, "/environments"));
+  ASSERT_THAT(forbidden, IsOk());
+  EXPECT_EQ(forbidden->status, 403);
+  EXPECT_THAT(forbidden->body, HasSubstr("view:environment"));
+
+  absl::StatusOr<ClientCallResponse> missing =
+      client->Get("design-center", "/accounts/api/no-such-thing");
+  ASSERT_THAT(missing, IsOk());
+  EXPECT_EQ(missing->status, 404);
+
+  // The same through CallStream.
+  ClientCallRequest request;
+  request.path = "/_emulator/authed-echo/x?status=404&bytes=3";
+  std::ostringstream body;
+  absl::StatusOr<ClientCallResponse> streamed =
+      client->CallStream("design-center", request, body);
+  ASSERT_THAT(streamed, IsOk());
+  EXPECT_EQ(streamed->status, 404);
+  EXPECT_EQ(body.str(), "xxx");
+  // Upstream statuses are answers, not failures: nothing was retried.
+  EXPECT_EQ(client->stats().call_rpcs, 2);
+  EXPECT_EQ(client->stats().call_stream_rpcs, 1);
+}
+
+TEST_F(ClientBrokerTest, HostilePathsAreRejectedBeforeAnyRequest) {
+  std::unique_ptr<Client> client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  for (const char* path :
+       {"https://evil.example/accounts/api/me", "//evil.example/x",
+        "/accounts/../api/me", "/accounts/%2e%2e/api/me", "/a\r\nHost: evil",
+        "@evil.example/x"}) {
+    EXPECT_THAT(client->Get("design-center", path),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << path;
+    ClientCallRequest request;
+    request.path = path;
+    std::ostringstream body;
+    EXPECT_THAT(client->CallStream("design-center", request, body),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << path;
+    EXPECT_EQ(body.str(), "");
+  }
+  // Not retried, and nothing reached Anypoint: not even a token request.
+  EXPECT_EQ(client->stats().call_rpcs, 6);
+  EXPECT_EQ(client->stats().call_stream_rpcs, 6);
+  EXPECT_EQ(TokenRequests("design-center-app"), 0);
+  EXPECT_TRUE(emulator_->GetCounters().requests_by_endpoint.empty());
+}
+
+TEST_F(ClientBrokerTest, RetriesUnavailableOnlyForGetAndHead) {
+  ClientOptions options;
+  options.retry.max_attempts = 2;
+  int waits = 0;
+  options.sleep = [&waits](absl::Duration) { ++waits; };
+  std::unique_ptr<Client> client = MakeClient(options);
+  ASSERT_NE(client, nullptr);
+  // Every request to Anypoint's resource endpoints has its connection reset:
+  // the broker answers UNAVAILABLE.
+  emulator::Fault reset;
+  reset.endpoint = "resource";
+  reset.kind = emulator::FaultKind::kReset;
+  emulator_->AddFault(reset);
+
+  for (const char* method : {"GET", "HEAD"}) {
+    ClientCallRequest request;
+    request.method = method;
+    request.path = "/_emulator/authed-echo/x";
+    const int64_t before = client->stats().call_rpcs;
+    EXPECT_THAT(client->Call("design-center", request),
+                StatusIs(absl::StatusCode::kUnavailable))
+        << method;
+    EXPECT_EQ(client->stats().call_rpcs - before, 2) << method;
+  }
+  const int64_t stream_before = client->stats().call_stream_rpcs;
+  std::ostringstream body;
+  ClientCallRequest get;
+  get.path = "/_emulator/authed-echo/x";
+  EXPECT_THAT(client->CallStream("design-center", get, body),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(client->stats().call_stream_rpcs - stream_before, 2);
+  EXPECT_EQ(waits, 3);
+
+  for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) {
+    ClientCallRequest request;
+    request.method = method;
+    request.path = "/_emulator/authed-echo/x";
+    request.body = "{}";
+    request.headers = {{"Content-Type", "application/json"}};
+    const int64_t before = client->stats().call_rpcs;
+    EXPECT_THAT(client->Call("design-center", request),
+                StatusIs(absl::StatusCode::kUnavailable))
+        << method;
+    EXPECT_EQ(client->stats().call_rpcs - before, 1) << method;
+  }
+  EXPECT_EQ(waits, 3);
+}
+
+TEST_F(ClientBrokerTest, CallStreamDownloadsALargeBody) {
+  std::unique_ptr<Client> client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  // Over gRPC's default 4 MiB message size and the broker's 1 MiB pause mark.
+  constexpr size_t kBytes = 6 << 20;
+  ClientCallRequest request;
+  request.path = absl::StrCat("/_emulator/authed-echo/asset?bytes=", kBytes);
+  size_t received = 0;
+  size_t pieces = 0;
+  bool only_x = true;
+  bool head_first = false;
+  ClientCallStreamHandlers handlers;
+  handlers.on_head = [&](const ClientCallResponse& head) {
+    head_first = received == 0 && head.status == 200;
+  };
+  handlers.on_body = [&](absl::string_view piece) {
+    received += piece.size();
+    ++pieces;
+    only_x = only_x && piece.find_first_not_of('x') == absl::string_view::npos;
+    return absl::OkStatus();
+  };
+  absl::StatusOr<ClientCallResponse> head =
+      client->CallStream("design-center", request, handlers);
+  ASSERT_THAT(head, IsOk());
+  EXPECT_TRUE(head_first);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(received, kBytes);
+  EXPECT_TRUE(only_x);
+  // In many pieces. (Their size is the broker's business: about 64 KiB.)
+  EXPECT_GE(pieces, 16u);
+
+  // Into a stream.
+  std::ostringstream body;
+  ASSERT_THAT(client->CallStream("design-center", request, body), IsOk());
+  EXPECT_EQ(body.str().size(), kBytes);
+  EXPECT_EQ(client->stats().call_stream_rpcs, 2);
 }
 
 }  // namespace
