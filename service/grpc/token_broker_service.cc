@@ -368,12 +368,17 @@ class CallStreamReactor final
     bool OnData(absl::string_view data) override {
       absl::MutexLock lock(&state_->mu);
       std::deque<pb::CallStreamResponse>& queue = state_->queue;
-      // Coalesce small pieces into the last queued message.
-      if (queue.empty() || queue.back().body_chunk().size() >= kMaxMessage) {
-        queue.emplace_back();
-      }
-      queue.back().mutable_body_chunk()->append(data.data(), data.size());
       state_->queued_bytes += data.size();
+      // Fill the last queued message up to kMaxMessage, then start new ones.
+      while (!data.empty()) {
+        if (queue.empty() || queue.back().body_chunk().size() >= kMaxMessage) {
+          queue.emplace_back();
+        }
+        std::string* chunk = queue.back().mutable_body_chunk();
+        size_t n = std::min(data.size(), kMaxMessage - chunk->size());
+        chunk->append(data.data(), n);
+        data.remove_prefix(n);
+      }
       if (state_->reactor != nullptr) state_->reactor->WriteNextLocked();
       if (state_->queued_bytes >= kHighWater) {
         state_->paused = true;

@@ -341,6 +341,7 @@ StreamResult ReadStream(
   StreamResult result;
   pb::CallStreamResponse message;
   while (reader->Read(&message)) {
+    EXPECT_LE(message.body_chunk().size(), 64u << 10);
     if (result.messages++ == 0) {
       result.head = message;
       // Let the broker's queue fill up so that it pauses the transfer.
