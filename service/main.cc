@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -14,7 +15,9 @@
 #include "absl/time/time.h"
 #include "service/common/log.h"
 #include "service/config/config.h"
+#include "service/config/file_watcher.h"
 #include "service/grpc/server.h"
+#include "service/http/admin_server.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the broker's YAML configuration.");
 ABSL_FLAG(std::string, listen, "",
@@ -29,6 +32,17 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "listener closes (let load balancers notice).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight RPCs may run after the listener closes.");
+ABSL_FLAG(std::string, admin_port_file, "",
+          "Once listening, write the bound admin HTTP port (listen.admin_http) "
+          "to this file; written before --port_file.");
+ABSL_FLAG(bool, watch_config, true,
+          "Reload when the config file or a secret file it names changes "
+          "(inotify on their directories; sees Kubernetes volume updates).");
+ABSL_FLAG(bool, check_config, false,
+          "Only validate --config (syntax, keys, values) and exit: 0 if it "
+          "is valid, 2 if not. Secrets and TLS files are not read.");
+ABSL_FLAG(absl::Duration, watch_debounce, absl::Seconds(1),
+          "How long file changes must settle before a reload.");
 
 namespace tokenbroker {
 namespace {
@@ -44,6 +58,10 @@ int Run() {
     LogError("invalid configuration",
              {{"error", std::string(config.status().message())}});
     return 2;
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    LogInfo("configuration is valid", {{"path", config_path}});
+    return 0;
   }
   std::string level_name = absl::GetFlag(FLAGS_log_level).empty()
                                ? config->log_level
@@ -61,6 +79,7 @@ int Run() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<BrokerServer>> server =
@@ -75,6 +94,50 @@ int Run() {
     return 1;
   }
 
+  BrokerServer* broker = server->get();
+  std::unique_ptr<AdminHttpServer> admin;
+  if (std::string address = broker->config().Get()->listen.admin_http;
+      !address.empty()) {
+    AdminHttpHandlers handlers;
+    handlers.metrics = [broker] { return broker->metrics().Serialize(); };
+    handlers.ready = [broker] { return !broker->draining(); };
+    absl::StatusOr<std::unique_ptr<AdminHttpServer>> started_admin =
+        AdminHttpServer::Start(address, std::move(handlers));
+    if (!started_admin.ok()) {
+      LogError("cannot start",
+               {{"error", std::string(started_admin.status().message())}});
+      return 1;
+    }
+    admin = *std::move(started_admin);
+    if (std::string port_file = absl::GetFlag(FLAGS_admin_port_file);
+        !port_file.empty()) {
+      std::ofstream out(port_file, std::ios::trunc);
+      out << admin->port() << "\n";
+      if (!out) {
+        LogError("cannot write --admin_port_file", {{"path", port_file}});
+        return 1;
+      }
+    }
+  }
+
+  std::unique_ptr<FileWatcher> watcher;
+  if (absl::GetFlag(FLAGS_watch_config)) {
+    absl::StatusOr<std::unique_ptr<FileWatcher>> started_watcher =
+        FileWatcher::Start(WatchedFiles(*broker->config().Get()),
+                           absl::GetFlag(FLAGS_watch_debounce), [broker] {
+                             LogInfo("config or secret files changed");
+                             // Reload() logs what it did or why not.
+                             (void)broker->Reload();
+                             return WatchedFiles(*broker->config().Get());
+                           });
+    if (started_watcher.ok()) {
+      watcher = *std::move(started_watcher);
+    } else {
+      LogWarning("not watching the config files",
+                 {{"error", std::string(started_watcher.status().message())}});
+    }
+  }
+
   if (std::string port_file = absl::GetFlag(FLAGS_port_file);
       !port_file.empty()) {
     std::ofstream out(port_file, std::ios::trunc);
@@ -85,16 +148,29 @@ int Run() {
     }
   }
 
-  std::thread signal_thread([&signals, &server] {
-    int signal_number = 0;
-    sigwait(&signals, &signal_number);
-    LogInfo("signal received",
-            {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
-    (*server)->Shutdown(absl::GetFlag(FLAGS_drain_delay),
-                        absl::GetFlag(FLAGS_shutdown_grace));
+  std::thread signal_thread([&signals, broker] {
+    while (true) {
+      int signal_number = 0;
+      sigwait(&signals, &signal_number);
+      if (signal_number == SIGHUP) {
+        LogInfo("signal received: reloading the config",
+                {{"signal", "SIGHUP"}});
+        (void)broker->Reload();
+        continue;
+      }
+      LogInfo("signal received",
+              {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      // Readiness (gRPC health and /readyz) turns false first; liveness
+      // (/healthz) stays true until the process exits.
+      broker->Shutdown(absl::GetFlag(FLAGS_drain_delay),
+                       absl::GetFlag(FLAGS_shutdown_grace));
+      return;
+    }
   });
-  (*server)->Wait();
+  broker->Wait();
   signal_thread.join();
+  watcher.reset();
+  if (admin != nullptr) admin->Stop();
   return 0;
 }
 

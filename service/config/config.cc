@@ -506,7 +506,21 @@ class Parser {
 
   absl::Status ParseListen(const Field& field, ListenConfig* listen) const {
     FieldMap keys;
-    TB_CONFIG_RETURN_IF_ERROR(ReadMap(field, {"grpc", "tls"}, &keys));
+    TB_CONFIG_RETURN_IF_ERROR(
+        ReadMap(field, {"grpc", "tls", "admin_http"}, &keys));
+    if (auto it = keys.find("admin_http"); it != keys.end()) {
+      TB_CONFIG_ASSIGN_OR_RETURN(listen->admin_http, String(it->second));
+      if (!listen->admin_http.empty()) {
+        std::string problem =
+            CheckHostPort(listen->admin_http, /*port_required=*/true);
+        if (!problem.empty()) {
+          return Error(it->second,
+                       absl::StrCat("'", listen->admin_http, "': ", problem,
+                                    "; write HOST:PORT or [IPV6]:PORT, or "
+                                    "\"\" to disable the admin listener"));
+        }
+      }
+    }
     if (auto it = keys.find("tls"); it != keys.end()) {
       TB_CONFIG_RETURN_IF_ERROR(ParseTls(it->second, &listen->tls));
     }

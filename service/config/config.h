@@ -96,6 +96,9 @@ struct TlsConfig {
 struct ListenConfig {
   std::string grpc = "127.0.0.1:50051";
   TlsConfig tls;
+  // Plain-HTTP admin listener (/metrics, /healthz, /readyz): HOST:PORT or
+  // [IPV6]:PORT; empty disables it. Serves no secret or token.
+  std::string admin_http = "127.0.0.1:9090";
 };
 
 struct DevelopmentConfig {

@@ -12,6 +12,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "service/common/log.h"
+#include "service/metrics/grpc_interceptor.h"
 #include "service/upstream/curl_http_client.h"
 
 namespace tokenbroker {
@@ -72,6 +73,16 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   return grpc::SslServerCredentials(options);
 }
 
+// The path of an absolute URL, without its query.
+absl::string_view UrlPath(absl::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme != absl::string_view::npos) url.remove_prefix(scheme + 3);
+  size_t slash = url.find('/');
+  if (slash == absl::string_view::npos) return "/";
+  url.remove_prefix(slash);
+  return url.substr(0, url.find_first_of("?#"));
+}
+
 ProxyOptions ProxyOptionsFrom(const Config& config) {
   ProxyOptions options;
   options.max_response_body_bytes = config.upstream.max_response_bytes;
@@ -90,6 +101,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
     deps.clock = server->owned_clock_.get();
   }
   server->clock_ = deps.clock;
+  server->metrics_ = std::make_unique<BrokerMetrics>();
   if (deps.http == nullptr) {
     CurlHttpClientOptions http_options;
     http_options.ca_file = config.upstream.ca_file;
@@ -97,10 +109,25 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
     absl::StatusOr<std::unique_ptr<CurlHttpClient>> http =
         CurlHttpClient::Create(http_options);
     if (!http.ok()) return http.status();
+    CurlHttpClient* curl = http->get();
+    server->metrics_->SetUpstreamSource([curl] { return curl->stats(); });
     server->owned_http_ = *std::move(http);
     deps.http = server->owned_http_.get();
   }
-  server->http_ = deps.http;
+  // Token and revoke requests are told apart from proxied Calls by their
+  // path, for the upstream metrics.
+  BrokerServer* self = server.get();
+  server->instrumented_http_ = std::make_unique<InstrumentedHttpClient>(
+      *deps.http, *server->metrics_, [self](const HttpRequest& request) {
+        absl::string_view path = UrlPath(request.url);
+        for (const AppConfig& app : self->config_->Get()->apps) {
+          if (path == app.token_path || path == app.revoke_path) {
+            return std::string("token");
+          }
+        }
+        return std::string("call");
+      });
+  server->http_ = server->instrumented_http_.get();
   server->start_refresher_ = deps.start_refresher;
 
   OAuthTokenSourceOptions source_options;
@@ -119,13 +146,17 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
     }
     deps.audit = server->owned_audit_.get();
   }
-  server->audit_ = deps.audit;
+  server->counting_audit_ =
+      std::make_unique<CountingAuditSink>(*deps.audit, *server->metrics_);
+  server->audit_ = server->counting_audit_.get();
 
   server->source_ = std::make_unique<OAuthTokenSource>(
       *server->http_, *server->clock_, source_options);
   server->source_->SetApps(config.apps);
   server->cache_ = std::make_unique<TokenCache>(*server->source_,
                                                 *server->clock_, config.cache);
+  server->metrics_->SetCacheSource(server->cache_.get(), server->clock_);
+  server->metrics_->ConfigLoaded(true, server->clock_->Now());
   server->config_ = std::make_unique<ConfigStore>(
       std::make_shared<const Config>(std::move(config)));
   server->timers_ = std::make_unique<TimerQueue>();
@@ -143,6 +174,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
 
 BrokerServer::~BrokerServer() {
   Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
+  metrics_->SetCacheSource(nullptr, nullptr);
+  metrics_->SetUpstreamSource(nullptr);
   if (refresher_ != nullptr) refresher_->Stop();
   // The HTTP client completes (cancels) every fetch still in flight while
   // the cache it reports to is alive.
@@ -168,6 +201,12 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
       static_cast<int>(config->upstream.max_request_bytes + (1 << 20)));
   builder.RegisterService(token_service_.get());
   builder.RegisterService(admin_service_.get());
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      std::make_unique<MetricsInterceptorFactory>(*metrics_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
@@ -266,6 +305,7 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
   std::shared_ptr<const Config> old = config_->Get();
   absl::StatusOr<Config> loaded = LoadConfigFile(old->path);
   if (!loaded.ok()) {
+    metrics_->ConfigLoaded(false, clock_->Now());
     LogWarning("config reload rejected; the running config stays in force",
                {{"error", std::string(loaded.status().message())}});
     return absl::FailedPreconditionError(
@@ -341,6 +381,7 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
       health->SetServingStatus(AppHealthName(app), false);
     }
   }
+  metrics_->ConfigLoaded(true, clock_->Now());
   LogInfo("config reloaded", {{"added", summary.added},
                               {"changed", summary.changed},
                               {"removed", summary.removed},
@@ -350,6 +391,7 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
 
 void BrokerServer::OnFetch(const TokenRequest& request,
                            const absl::Status& status) {
+  metrics_->TokenFetched(request.app, status);
   if (server_ == nullptr) return;
   bool healthy = status.ok();
   if (!healthy) {
@@ -375,6 +417,11 @@ void BrokerServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
   absl::SleepFor(drain_delay);
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   LogInfo("token broker stopped");
+}
+
+bool BrokerServer::draining() const {
+  absl::MutexLock lock(&mu_);
+  return shut_down_;
 }
 
 void BrokerServer::Wait() {

@@ -20,6 +20,8 @@
 #include "service/grpc/broker_admin_service.h"
 #include "service/grpc/broker_control.h"
 #include "service/grpc/token_broker_service.h"
+#include "service/metrics/broker_metrics.h"
+#include "service/metrics/instrumented.h"
 #include "service/proxy/proxy.h"
 #include "service/upstream/http_client.h"
 #include "service/upstream/oauth_token_source.h"
@@ -39,8 +41,10 @@ struct BrokerServerDeps {
 // The broker for one process (or one test): owns and wires the HTTP client,
 // token source, cache, refresher, audit sink and gRPC services, with the
 // standard health service (overall, per service, and per app as "app:NAME")
-// and reflection. It serves TLS (mTLS with listen.tls.client_ca_file), or
-// plaintext only with development.insecure_plaintext.
+// and reflection, and the Prometheus metrics of all of it (metrics(); an
+// interceptor counts every RPC). It serves TLS (mTLS with
+// listen.tls.client_ca_file), or plaintext only with
+// development.insecure_plaintext.
 //
 // Thread-safe. Shutdown() may be called from any thread, once or more.
 class BrokerServer final : public BrokerControl {
@@ -71,7 +75,11 @@ class BrokerServer final : public BrokerControl {
               absl::AnyInvocable<void(absl::StatusOr<int>)> done) override;
   absl::StatusOr<ReloadSummary> Reload() override;
 
+  // Whether Shutdown() has begun (readiness is false from then on).
+  bool draining() const;
+
   TokenCache& cache() { return *cache_; }
+  BrokerMetrics& metrics() { return *metrics_; }
   const ConfigStore& config() const { return *config_; }
 
  private:
@@ -80,6 +88,11 @@ class BrokerServer final : public BrokerControl {
 
   std::unique_ptr<Clock> owned_clock_;
   const Clock* clock_ = nullptr;
+  // Declared early: the decorators below record into it until the HTTP
+  // client and audit sink are gone.
+  std::unique_ptr<BrokerMetrics> metrics_;
+  std::unique_ptr<InstrumentedHttpClient> instrumented_http_;
+  std::unique_ptr<CountingAuditSink> counting_audit_;
   std::unique_ptr<HttpClient> owned_http_;
   HttpClient* http_ = nullptr;
   std::unique_ptr<ConfigStore> config_;
@@ -96,7 +109,7 @@ class BrokerServer final : public BrokerControl {
   int port_ = 0;
   bool start_refresher_ = true;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::Mutex reload_mu_;  // Serializes reloads.
 };

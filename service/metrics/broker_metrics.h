@@ -1,0 +1,84 @@
+#ifndef TOKENBROKER_SERVICE_METRICS_BROKER_METRICS_H_
+#define TOKENBROKER_SERVICE_METRICS_BROKER_METRICS_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "service/cache/token_cache.h"
+#include "service/common/clock.h"
+#include "service/upstream/curl_http_client.h"
+
+namespace tokenbroker {
+
+// The broker's Prometheus metrics, in the text exposition format 0.0.4.
+//
+// Two kinds of series:
+// - events, recorded as they happen by the gRPC interceptor
+//   (MetricsInterceptorFactory), the fetch observer, the instrumented HTTP
+//   client and audit sink, and config reloads;
+// - state, read at scrape time from the token cache (stats() and
+//   Snapshot()) and the libcurl client (stats()).
+//
+// Label values are only configured app names, gRPC method names, status
+// code names and HTTP status codes: never a token, secret, caller key or
+// anything else a caller chose. The number of distinct gRPC methods is
+// capped (kMaxRpcMethods); later ones are counted as method "other".
+//
+// Thread-safe. The sources given to SetCacheSource() and
+// SetUpstreamSource() must outlive every Serialize() call, or be cleared
+// first.
+class BrokerMetrics {
+ public:
+  static constexpr int kMaxRpcMethods = 64;
+
+  BrokerMetrics();
+  ~BrokerMetrics();
+  BrokerMetrics(const BrokerMetrics&) = delete;
+  BrokerMetrics& operator=(const BrokerMetrics&) = delete;
+
+  // Scrape-time sources; nullptr clears. `clock` gives "now" for the
+  // seconds-to-expiry gauge.
+  void SetCacheSource(const TokenCache* cache, const Clock* clock);
+  void SetUpstreamSource(std::function<CurlHttpClientStats()> stats);
+
+  // One RPC started / finished. `full_method` is gRPC's
+  // "/package.Service/Method".
+  void RpcStarted(absl::string_view full_method);
+  void RpcHandled(absl::string_view full_method, int grpc_code,
+                  absl::Duration latency);
+
+  // One upstream token fetch of `app` finished with `status`.
+  void TokenFetched(absl::string_view app, const absl::Status& status);
+
+  // One upstream HTTP exchange finished. `kind` is "token" (token and
+  // revoke endpoints) or "call"; `outcome` is the HTTP status ("200") or,
+  // for a transport failure, the status code name ("UNAVAILABLE").
+  void UpstreamExchange(absl::string_view kind, absl::string_view outcome,
+                        absl::Duration latency);
+
+  // The config was loaded (at start, or reloaded: `ok`) or a reload was
+  // rejected, at `when`.
+  void ConfigLoaded(bool ok, absl::Time when);
+
+  // An audit record could not be written.
+  void AuditWriteFailed();
+
+  // Every series, in the Prometheus text format 0.0.4.
+  std::string Serialize() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The Content-Type of Serialize()'s output.
+inline constexpr char kPrometheusTextContentType[] =
+    "text/plain; version=0.0.4; charset=utf-8";
+
+}  // namespace tokenbroker
+
+#endif  // TOKENBROKER_SERVICE_METRICS_BROKER_METRICS_H_
