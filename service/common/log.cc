@@ -14,7 +14,9 @@ namespace tokenbroker {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
-absl::Mutex g_write_mu;
+// Constant-initialized and never destroyed: gRPC may log from its own threads
+// while the process exits.
+ABSL_CONST_INIT absl::Mutex g_write_mu(absl::kConstInit);
 
 const char* LevelName(LogLevel level) {
   switch (level) {
