@@ -507,18 +507,21 @@ class Parser {
   absl::Status ParseListen(const Field& field, ListenConfig* listen) const {
     FieldMap keys;
     TB_CONFIG_RETURN_IF_ERROR(
-        ReadMap(field, {"grpc", "tls", "admin_http"}, &keys));
-    if (auto it = keys.find("admin_http"); it != keys.end()) {
-      TB_CONFIG_ASSIGN_OR_RETURN(listen->admin_http, String(it->second));
-      if (!listen->admin_http.empty()) {
-        std::string problem =
-            CheckHostPort(listen->admin_http, /*port_required=*/true);
-        if (!problem.empty()) {
-          return Error(it->second,
-                       absl::StrCat("'", listen->admin_http, "': ", problem,
-                                    "; write HOST:PORT or [IPV6]:PORT, or "
-                                    "\"\" to disable the admin listener"));
-        }
+        ReadMap(field, {"grpc", "tls", "admin_http", "probe_grpc"}, &keys));
+    for (const auto& [name, target] :
+         std::vector<std::pair<absl::string_view, std::string*>>{
+             {"admin_http", &listen->admin_http},
+             {"probe_grpc", &listen->probe_grpc}}) {
+      auto it = keys.find(std::string(name));
+      if (it == keys.end()) continue;
+      TB_CONFIG_ASSIGN_OR_RETURN(*target, String(it->second));
+      if (target->empty()) continue;
+      std::string problem = CheckHostPort(*target, /*port_required=*/true);
+      if (!problem.empty()) {
+        return Error(it->second,
+                     absl::StrCat("'", *target, "': ", problem,
+                                  "; write HOST:PORT or [IPV6]:PORT, or \"\" "
+                                  "to disable this listener"));
       }
     }
     if (auto it = keys.find("tls"); it != keys.end()) {

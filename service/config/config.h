@@ -99,6 +99,11 @@ struct ListenConfig {
   // Plain-HTTP admin listener (/metrics, /healthz, /readyz): HOST:PORT or
   // [IPV6]:PORT; empty disables it. Serves no secret or token.
   std::string admin_http = "127.0.0.1:9090";
+  // Plaintext gRPC listener that serves only the standard health service,
+  // for the kubelet's native gRPC probes (they cannot speak mTLS): service
+  // "liveness" stays SERVING while the broker drains; "readiness" (and "")
+  // turns NOT_SERVING when shutdown begins. HOST:PORT; empty disables it.
+  std::string probe_grpc;
 };
 
 struct DevelopmentConfig {

@@ -20,6 +20,9 @@ namespace {
 
 constexpr char kTokenBrokerService[] = "anypoint.tokenbroker.v1.TokenBroker";
 constexpr char kBrokerAdminService[] = "anypoint.tokenbroker.v1.BrokerAdmin";
+// Service names of the probe listener (listen.probe_grpc).
+constexpr char kLivenessService[] = "liveness";
+constexpr char kReadinessService[] = "readiness";
 
 std::string AppHealthName(absl::string_view app) {
   return absl::StrCat("app:", app);
@@ -231,6 +234,11 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
   for (const AppConfig& app : config->apps) {
     health->SetServingStatus(AppHealthName(app.name), true);
   }
+  if (!config->listen.probe_grpc.empty()) {
+    if (absl::Status s = StartProbeServer(config->listen.probe_grpc); !s.ok()) {
+      return s;
+    }
+  }
   if (!config->listen.tls.enabled()) {
     LogWarning(
         "development.insecure_plaintext: serving plaintext gRPC; callers "
@@ -244,6 +252,30 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
            {"mtls", !config->listen.tls.client_ca_file.empty()},
            {"apps", static_cast<int>(config->apps.size())},
            {"callers", static_cast<int>(config->callers.size())}});
+  return absl::OkStatus();
+}
+
+absl::Status BrokerServer::StartProbeServer(const std::string& address) {
+  // A second server with nothing but the standard health service (it is
+  // enabled process-wide), in plaintext: the kubelet's gRPC probes cannot
+  // present client certificates.
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
+                           &probe_port_);
+  probe_server_ = builder.BuildAndStart();
+  if (probe_server_ == nullptr || probe_port_ == 0) {
+    probe_server_.reset();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on listen.probe_grpc ", address,
+                     ": check that the address is valid and the port free"));
+  }
+  grpc::HealthCheckServiceInterface* health =
+      probe_server_->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(kLivenessService, true);
+  health->SetServingStatus(kReadinessService, true);
+  LogInfo("gRPC probe listener (health service only)",
+          {{"address", address}, {"port", probe_port_}});
   return absl::OkStatus();
 }
 
@@ -414,8 +446,18 @@ void BrokerServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
           {{"drain_delay_ms", absl::ToInt64Milliseconds(drain_delay)},
            {"grace_ms", absl::ToInt64Milliseconds(grace)}});
   server_->GetHealthCheckService()->Shutdown();
+  if (probe_server_ != nullptr) {
+    // Not ready any more, but alive: the kubelet must not restart a pod
+    // that is draining.
+    grpc::HealthCheckServiceInterface* probes =
+        probe_server_->GetHealthCheckService();
+    // (SetServingStatus(bool) would change every name, "liveness" too.)
+    probes->SetServingStatus("", false);
+    probes->SetServingStatus(kReadinessService, false);
+  }
   absl::SleepFor(drain_delay);
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  if (probe_server_ != nullptr) probe_server_->Shutdown();
   LogInfo("token broker stopped");
 }
 

@@ -61,6 +61,8 @@ class BrokerServer final : public BrokerControl {
 
   // The bound port, after Start().
   int port() const { return port_; }
+  // The bound port of listen.probe_grpc, after Start() (0 if disabled).
+  int probe_port() const { return probe_port_; }
 
   // Reports NOT_SERVING on every health service, waits `drain_delay` so that
   // load balancers notice, then stops accepting RPCs and gives in-flight
@@ -85,6 +87,7 @@ class BrokerServer final : public BrokerControl {
  private:
   BrokerServer() = default;
   void OnFetch(const TokenRequest& request, const absl::Status& status);
+  absl::Status StartProbeServer(const std::string& address);
 
   std::unique_ptr<Clock> owned_clock_;
   const Clock* clock_ = nullptr;
@@ -107,6 +110,8 @@ class BrokerServer final : public BrokerControl {
   std::unique_ptr<BrokerAdminService> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::unique_ptr<grpc::Server> probe_server_;
+  int probe_port_ = 0;
   bool start_refresher_ = true;
 
   mutable absl::Mutex mu_;

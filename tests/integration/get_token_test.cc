@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -299,6 +300,62 @@ TEST_F(GetTokenTest, HealthIsReportedOverallAndPerApp) {
   EXPECT_FALSE(GetToken("wrong-secret", &response).ok());
   EXPECT_EQ(check("app:wrong-secret"), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(check("app:design-center"), HealthCheckResponse::SERVING);
+}
+
+// The plaintext probe listener for the kubelet's native gRPC probes.
+class ProbeTest : public BrokerFixture {
+ protected:
+  std::string ListenYaml() const override {
+    return "listen:\n  grpc: 127.0.0.1:0\n  probe_grpc: 127.0.0.1:0\n"
+           "development:\n  insecure_plaintext: true\n";
+  }
+
+  grpc::health::v1::HealthCheckResponse::ServingStatus Probe(
+      const std::string& service) {
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", broker_->probe_port()),
+                            grpc::InsecureChannelCredentials());
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = health->Check(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << service << ": " << status.error_message();
+    return response.status();
+  }
+};
+
+TEST_F(ProbeTest, ReadinessDropsFirstLivenessStaysWhileDraining) {
+  using grpc::health::v1::HealthCheckResponse;
+  ASSERT_GT(broker_->probe_port(), 0);
+  EXPECT_EQ(Probe("liveness"), HealthCheckResponse::SERVING);
+  EXPECT_EQ(Probe("readiness"), HealthCheckResponse::SERVING);
+  EXPECT_EQ(Probe(""), HealthCheckResponse::SERVING);
+
+  // The probe port offers nothing but health.
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", broker_->probe_port()),
+                          grpc::InsecureChannelCredentials());
+  auto probe_stub = pb::TokenBroker::NewStub(channel);
+  grpc::ClientContext context;
+  pb::GetTokenRequest request;
+  request.set_app("design-center");
+  pb::GetTokenResponse response;
+  EXPECT_EQ(probe_stub->GetToken(&context, request, &response).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+
+  std::thread shutdown(
+      [this] { broker_->Shutdown(absl::Seconds(3), absl::Seconds(1)); });
+  while (Probe("readiness") == HealthCheckResponse::SERVING) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(Probe("readiness"), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(Probe(""), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(Probe("liveness"), HealthCheckResponse::SERVING);
+  shutdown.join();
 }
 
 }  // namespace
