@@ -5,67 +5,169 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "nlohmann/json.hpp"
+#include "service/common/log.h"
 
 namespace tokenbroker {
+namespace {
+
+// Appends `text` as a JSON string. Control characters are escaped; bytes
+// that are not valid UTF-8 become U+FFFD, so a record is always valid JSON.
+// (Hand-written: building an nlohmann::json per record was most of the
+// cost of a cache hit; see docs/performance.md.)
+void AppendJsonString(std::string& out, absl::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  size_t i = 0;
+  while (i < text.size()) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out.append("\\\"");
+          break;
+        case '\\':
+          out.append("\\\\");
+          break;
+        case '\n':
+          out.append("\\n");
+          break;
+        case '\r':
+          out.append("\\r");
+          break;
+        case '\t':
+          out.append("\\t");
+          break;
+        default:
+          if (c < 0x20 || c == 0x7f) {
+            out.append("\\u00");
+            out.push_back(kHex[c >> 4]);
+            out.push_back(kHex[c & 0xf]);
+          } else {
+            out.push_back(static_cast<char>(c));
+          }
+      }
+      ++i;
+      continue;
+    }
+    // A multi-byte UTF-8 sequence: copy it if well formed (no overlong
+    // forms, no surrogates, at most U+10FFFF), else replace one byte.
+    size_t length = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    bool valid =
+        length != 0 && c >= 0xc2 && c <= 0xf4 && i + length <= text.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    }
+    if (valid && length >= 3) {
+      unsigned char c1 = static_cast<unsigned char>(text[i + 1]);
+      if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) ||
+          (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)) {
+        valid = false;
+      }
+    }
+    if (valid) {
+      out.append(text.data() + i, length);
+      i += length;
+    } else {
+      out.append("\xef\xbf\xbd");  // U+FFFD
+      ++i;
+    }
+  }
+  out.push_back('"');
+}
+
+void AppendField(std::string& out, absl::string_view name,
+                 absl::string_view value) {
+  out.append(",\"");
+  out.append(name.data(), name.size());
+  out.append("\":");
+  AppendJsonString(out, value);
+}
+
+}  // namespace
 
 std::string AuditRecordToJson(const AuditRecord& record) {
-  nlohmann::json json = {
-      {"ts", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", record.time,
-                              absl::UTCTimeZone())},
-      {"event", record.event},
-      {"caller", record.caller.empty() ? "-" : record.caller},
-      {"auth", record.auth.empty() ? "none" : record.auth},
-      {"principal", record.principal},
-      {"peer", record.peer},
-      {"rpc", record.rpc},
-      {"decision", record.decision},
-      {"reason", record.reason},
-      {"grpc_status", record.grpc_status},
-      {"latency_ms", absl::ToDoubleMilliseconds(record.latency)},
-  };
-  if (!record.app.empty()) json["app"] = record.app;
-  if (!record.scopes.empty()) json["scopes"] = record.scopes;
-  if (!record.http_method.empty()) json["method"] = record.http_method;
+  std::string out;
+  out.reserve(384);
+  out.append("{\"ts\":");
+  AppendJsonString(out, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", record.time,
+                                         absl::UTCTimeZone()));
+  AppendField(out, "event", record.event);
+  AppendField(out, "decision", record.decision);
+  AppendField(out, "caller", record.caller.empty() ? "-" : record.caller);
+  AppendField(out, "auth", record.auth.empty() ? "none" : record.auth);
+  AppendField(out, "principal", record.principal);
+  AppendField(out, "peer", record.peer);
+  AppendField(out, "rpc", record.rpc);
+  if (!record.app.empty()) AppendField(out, "app", record.app);
+  if (!record.scopes.empty()) {
+    out.append(",\"scopes\":[");
+    for (size_t i = 0; i < record.scopes.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      AppendJsonString(out, record.scopes[i]);
+    }
+    out.push_back(']');
+  }
+  if (!record.http_method.empty()) {
+    AppendField(out, "method", record.http_method);
+  }
   if (!record.path.empty()) {
     // Query strings can carry personal data or credentials: never audited.
-    json["path"] = record.path.substr(0, record.path.find('?'));
+    absl::string_view path = record.path;
+    AppendField(out, "path", path.substr(0, path.find('?')));
   }
+  AppendField(out, "grpc_status", record.grpc_status);
   if (record.upstream_status != 0) {
-    json["upstream_status"] = record.upstream_status;
+    absl::StrAppend(&out, ",\"upstream_status\":", record.upstream_status);
   }
+  absl::StrAppend(
+      &out, ",\"latency_ms\":", absl::ToDoubleMilliseconds(record.latency));
+  AppendField(out, "reason", record.reason);
   if (!record.token_fingerprint.empty()) {
-    json["token"] = record.token_fingerprint;
+    AppendField(out, "token", record.token_fingerprint);
   }
-  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.push_back('}');
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<FileAuditSink>> FileAuditSink::Open(
-    const std::string& path) {
-  if (path == "-") {
-    return std::unique_ptr<FileAuditSink>(
-        new FileAuditSink(path, stdout, /*owned=*/false));
-  }
-  std::FILE* file = std::fopen(path.c_str(), "a");
-  if (file == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot open the audit log ", path, " for appending: ",
-                     std::strerror(errno)));
+    const std::string& path, bool synchronous) {
+  std::FILE* file = stdout;
+  if (path != "-") {
+    file = std::fopen(path.c_str(), "a");
+    if (file == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot open the audit log ", path,
+                       " for appending: ", std::strerror(errno)));
+    }
   }
   return std::unique_ptr<FileAuditSink>(
-      new FileAuditSink(path, file, /*owned=*/true));
+      new FileAuditSink(path, file, /*owned=*/path != "-", synchronous));
+}
+
+FileAuditSink::FileAuditSink(std::string path, std::FILE* file, bool owned,
+                             bool synchronous)
+    : path_(std::move(path)),
+      file_(file),
+      owned_(owned),
+      synchronous_(synchronous) {
+  if (!synchronous_) writer_ = std::thread([this] { WriterLoop(); });
 }
 
 FileAuditSink::~FileAuditSink() {
-  absl::MutexLock lock(&mu_);
+  if (writer_.joinable()) {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    writer_.join();  // Writes what is still queued first.
+  }
+  absl::MutexLock lock(&io_mu_);
   if (owned_ && file_ != nullptr) std::fclose(file_);
 }
 
-absl::Status FileAuditSink::Write(const AuditRecord& record) {
-  std::string line = AuditRecordToJson(record);
-  line.push_back('\n');
-  absl::MutexLock lock(&mu_);
-  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() ||
+absl::Status FileAuditSink::WriteAndFlush(absl::string_view lines) {
+  absl::MutexLock lock(&io_mu_);
+  if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size() ||
       std::fflush(file_) != 0) {
     int error = errno;
     std::clearerr(file_);
@@ -73,6 +175,51 @@ absl::Status FileAuditSink::Write(const AuditRecord& record) {
         "cannot write the audit log ", path_, ": ", std::strerror(error)));
   }
   return absl::OkStatus();
+}
+
+absl::Status FileAuditSink::Write(const AuditRecord& record) {
+  std::string line = AuditRecordToJson(record);
+  line.push_back('\n');
+  if (synchronous_) return WriteAndFlush(line);
+  absl::MutexLock lock(&mu_);
+  if (pending_.size() > kMaxPendingBytes) {
+    return absl::UnavailableError(absl::StrCat(
+        "the audit log ", path_, " is not keeping up; record dropped"));
+  }
+  pending_.append(line);
+  return last_error_;
+}
+
+bool FileAuditSink::HasWork() const { return stopping_ || !pending_.empty(); }
+
+bool FileAuditSink::Idle() const { return pending_.empty() && !writing_; }
+
+void FileAuditSink::Flush() {
+  if (synchronous_) return;
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &FileAuditSink::Idle));
+}
+
+void FileAuditSink::WriterLoop() {
+  std::string batch;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &FileAuditSink::HasWork));
+      if (pending_.empty() && stopping_) return;
+      batch.swap(pending_);
+      writing_ = true;
+    }
+    absl::Status written = WriteAndFlush(batch);
+    if (!written.ok()) {
+      LogError("audit records not written",
+               {{"error", std::string(written.message())}});
+    }
+    batch.clear();
+    absl::MutexLock lock(&mu_);
+    last_error_ = written;
+    writing_ = false;
+  }
 }
 
 }  // namespace tokenbroker

@@ -4,11 +4,13 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -48,26 +50,53 @@ class AuditSink {
   // Writes and flushes one record. Errors: UNAVAILABLE when it could not be
   // written (then a fail-closed broker refuses the request).
   virtual absl::Status Write(const AuditRecord& record) = 0;
+
+  // Blocks until every record accepted so far has been written (or failed).
+  virtual void Flush() {}
 };
 
-// Appends JSON lines to a file, or to stdout for path "-", flushing each.
+// Appends JSON lines to a file, or to stdout for path "-", each flushed
+// to the file as soon as it is written.
+// - synchronous (fail-closed brokers): Write() writes and flushes the record
+//   before it returns, so an error means the record is not in the file.
+// - otherwise: Write() queues the record and a writer thread writes and
+//   flushes what is queued, at once; the RPC does not wait for the disk.
+//   Write() then returns the error of the writer's last attempt (the log is
+//   failing), or UNAVAILABLE when more than 64 MiB wait (record dropped).
+// The destructor writes what is still queued.
 class FileAuditSink final : public AuditSink {
  public:
   // Errors: UNAVAILABLE if the file cannot be opened for appending.
   static absl::StatusOr<std::unique_ptr<FileAuditSink>> Open(
-      const std::string& path);
+      const std::string& path, bool synchronous = true);
   ~FileAuditSink() override;
 
   absl::Status Write(const AuditRecord& record) override;
+  void Flush() override;
 
  private:
-  FileAuditSink(std::string path, std::FILE* file, bool owned)
-      : path_(std::move(path)), file_(file), owned_(owned) {}
+  static constexpr size_t kMaxPendingBytes = 64 << 20;
+
+  FileAuditSink(std::string path, std::FILE* file, bool owned,
+                bool synchronous);
+  absl::Status WriteAndFlush(absl::string_view lines)
+      ABSL_LOCKS_EXCLUDED(io_mu_);
+  void WriterLoop();
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
-  absl::Mutex mu_;
-  std::FILE* file_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex io_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::FILE* const file_;  // Written under io_mu_.
   const bool owned_;
+  const bool synchronous_;
+
+  absl::Mutex mu_;
+  std::string pending_ ABSL_GUARDED_BY(mu_);
+  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // A batch is being written.
+  std::thread writer_;
 };
 
 // Discards records (audit not configured).

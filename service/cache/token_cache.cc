@@ -374,6 +374,9 @@ void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
     entry.waiters.clear();
 
     if (result.ok()) {
+      if (result->fingerprint.empty()) {
+        result->fingerprint = TokenFingerprint(result->access_token);
+      }
       auto token = std::make_shared<const Token>(*std::move(result));
       entry.token = token;
       entry.last_refresh = now;
@@ -474,7 +477,7 @@ std::vector<TokenEntryInfo> TokenCache::Snapshot() const {
     if (entry->token != nullptr) {
       info.valid = entry->token->expires_at > now;
       info.valid_until = entry->token->expires_at;
-      info.token_fingerprint = TokenFingerprint(entry->token->access_token);
+      info.token_fingerprint = entry->token->fingerprint;
     }
     info.last_refresh = entry->last_refresh;
     info.next_refresh = entry->scheduled;

@@ -130,8 +130,7 @@ grpc::ServerUnaryReactor* BrokerAdminService::RefreshToken(
   cache_.Refresh(resolved->upstream,
                  [rpc, reactor, response](absl::StatusOr<TokenPtr> result) {
                    if (result.ok()) {
-                     rpc->record().token_fingerprint =
-                         TokenFingerprint((*result)->access_token);
+                     rpc->record().token_fingerprint = (*result)->fingerprint;
                      *response->mutable_expires_at() =
                          ToTimestamp((*result)->expires_at);
                    }

@@ -143,7 +143,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
       server->owned_audit_ = std::make_unique<NullAuditSink>();
     } else {
       absl::StatusOr<std::unique_ptr<FileAuditSink>> audit =
-          FileAuditSink::Open(config.audit.path);
+          FileAuditSink::Open(config.audit.path,
+                              /*synchronous=*/config.audit.fail_closed);
       if (!audit.ok()) return audit.status();
       server->owned_audit_ = *std::move(audit);
     }
@@ -301,7 +302,7 @@ void BrokerServer::Revoke(const std::string& app,
   }
   pending->done = std::move(done);
   for (const TokenPtr& token : tokens) {
-    std::string fingerprint = TokenFingerprint(token->access_token);
+    std::string fingerprint = token->fingerprint;
     source_->Revoke(
         app, token->access_token,
         [pending, count, app, fingerprint](absl::Status status) {
@@ -377,7 +378,8 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
       same = fresh->upstream.ca_file == old->upstream.ca_file &&
              fresh->upstream.connect_timeout == old->upstream.connect_timeout;
     } else {
-      same = fresh->audit.path == old->audit.path;
+      same = fresh->audit.path == old->audit.path &&
+             fresh->audit.fail_closed == old->audit.fail_closed;
     }
     if (!same) {
       LogWarning(

@@ -80,6 +80,9 @@ class BrokerServer final : public BrokerControl {
   // Whether Shutdown() has begun (readiness is false from then on).
   bool draining() const;
 
+  // Waits until every audit record so far is in the audit log.
+  void FlushAudit() { audit_->Flush(); }
+
   TokenCache& cache() { return *cache_; }
   BrokerMetrics& metrics() { return *metrics_; }
   const ConfigStore& config() const { return *config_; }

@@ -42,8 +42,7 @@ class GetTokenReactor final : public grpc::ServerUnaryReactor {
                 const std::string& app) {
     if (finished_.exchange(true)) return;
     if (result.ok()) {
-      request_->record().token_fingerprint =
-          TokenFingerprint((*result)->access_token);
+      request_->record().token_fingerprint = (*result)->fingerprint;
     }
     absl::Status status = request_->Use(result.status());
     if (!status.ok()) {
@@ -482,7 +481,7 @@ grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
 
   // Hit: answer inline on this thread.
   if (TokenPtr token = cache_.Lookup(CacheKey(resolved->upstream), min_ttl)) {
-    rpc->record().token_fingerprint = TokenFingerprint(token->access_token);
+    rpc->record().token_fingerprint = token->fingerprint;
     absl::Status status = rpc->Use(absl::OkStatus());
     if (status.ok()) FillTokenResponse(*token, app, response);
     return FinishUnary(context, status);

@@ -43,6 +43,7 @@ class CountingAuditSink final : public AuditSink {
       : inner_(inner), metrics_(metrics) {}
 
   absl::Status Write(const AuditRecord& record) override;
+  void Flush() override { inner_.Flush(); }
 
  private:
   AuditSink& inner_;

@@ -178,8 +178,7 @@ class Proxy::Call final : public ProxyCall,
         // The cached token was refused: drop it, fetch a fresh one (single
         // flight with every other caller of the app), try once more.
         LogInfo("upstream answered 401; retrying once with a fresh token",
-                {{"app", request_.token.app},
-                 {"token", TokenFingerprint(token->access_token)}});
+                {{"app", request_.token.app}, {"token", token->fingerprint}});
         proxy_.cache_.Invalidate(request_.token, token->access_token);
         FetchToken();
         return;
@@ -188,7 +187,7 @@ class Proxy::Call final : public ProxyCall,
       result.response.status = response->status;
       result.response.headers = FilterResponseHeaders(response->headers);
       result.response.body = std::move(response->body);
-      result.token_fingerprint = TokenFingerprint(token->access_token);
+      result.token_fingerprint = token->fingerprint;
       result.attempts = attempts;
       Finish(std::move(result));
       return;

@@ -17,6 +17,9 @@ struct Token {
   absl::Time issued_at;               // When the broker received it.
   absl::Time expires_at;              // issued_at + expires_in (clamped).
   std::vector<std::string> scopes;    // Scopes the token carries.
+  // First 12 hex digits of the token's SHA-256, for logs and audit records;
+  // set by the cache when the token arrives (computed once, not per use).
+  std::string fingerprint;
 };
 
 // What to fetch: an app and the sorted, de-duplicated scopes requested

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -202,6 +203,57 @@ TEST_F(FileAuditSinkTest, WriteToAFullDeviceIsUnavailable) {
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("/dev/full")));
   // It keeps failing (and keeps not crashing) on later records.
   EXPECT_THAT((*sink)->Write(record), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(FileAuditSinkTest, AsynchronousSinkWritesEveryRecordInOrder) {
+  {
+    absl::StatusOr<std::unique_ptr<FileAuditSink>> sink =
+        FileAuditSink::Open(path_, /*synchronous=*/false);
+    ASSERT_THAT(sink, IsOk());
+    AuditRecord record = CallRecord();
+    for (int i = 0; i < 500; ++i) {
+      record.caller = absl::StrCat("caller-", i);
+      ASSERT_THAT((*sink)->Write(record), IsOk());
+    }
+  }  // The destructor writes what is still queued.
+  std::vector<std::string> lines =
+      absl::StrSplit(ReadAll(path_), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 500u);
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_EQ(nlohmann::json::parse(lines[i])["caller"],
+              absl::StrCat("caller-", i));
+  }
+}
+
+TEST_F(FileAuditSinkTest, AsynchronousSinkReportsAFailingLog) {
+  absl::StatusOr<std::unique_ptr<FileAuditSink>> sink =
+      FileAuditSink::Open("/dev/full", /*synchronous=*/false);
+  ASSERT_THAT(sink, IsOk());
+  AuditRecord record = CallRecord();
+  // The first write is only queued; once the writer has failed, later
+  // writes say so. Bounded: 10,000 tries.
+  absl::Status status;
+  for (int i = 0; i < 10000 && status.ok(); ++i) {
+    status = (*sink)->Write(record);
+    if (status.ok()) absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("/dev/full")));
+}
+
+TEST(AuditRecordToJsonTest, AnyTextGivesValidJson) {
+  AuditRecord record = CallRecord();
+  record.reason = std::string("quote\" back\\ nl\n tab\t nul") +
+                  std::string(1, '\0') +
+                  "\x01 bad\xff\xc3( utf8 \xc3\xa9 \xf0\x9f\x98\x80";
+  record.caller = "\xed\xa0\x80surrogate";
+  nlohmann::json json = nlohmann::json::parse(AuditRecordToJson(record));
+  std::string reason = json["reason"];
+  EXPECT_NE(reason.find("quote\" back\\ nl\n tab\t nul"), std::string::npos);
+  EXPECT_NE(reason.find("\xc3\xa9"), std::string::npos);          // kept
+  EXPECT_NE(reason.find("\xf0\x9f\x98\x80"), std::string::npos);  // kept
+  EXPECT_NE(reason.find("\xef\xbf\xbd"), std::string::npos);      // replaced
+  EXPECT_EQ(json["caller"].get<std::string>().find("\xed"), std::string::npos);
 }
 
 TEST(NullAuditSinkTest, AcceptsEverything) {

@@ -242,6 +242,7 @@ class AuthFixture : public BrokerFixture {
   }
 
   std::vector<nlohmann::json> AuditRecords() const {
+    broker_->FlushAudit();  // Records are written by a background thread.
     return ParseLines(ReadFile(AuditPath()));
   }
 
