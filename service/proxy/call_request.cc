@@ -215,7 +215,10 @@ HttpHeaders FilterResponseHeaders(const HttpHeaders& headers) {
       "trailer",         "upgrade",           "proxy-authenticate",
       "proxy-connection"};
   HttpHeaders kept;
-  for (const auto& [name, value] : headers) {
+  for (const auto& header : headers) {
+    // Not a structured binding: C++17 lambdas cannot capture those (clang
+    // rejects it).
+    const std::string& name = header.first;
     bool drop = std::any_of(std::begin(kDropped), std::end(kDropped),
                             [&](const char* d) {
                               return absl::EqualsIgnoreCase(name, d);
@@ -224,7 +227,7 @@ HttpHeaders FilterResponseHeaders(const HttpHeaders& headers) {
                             [&](const std::string& d) {
                               return absl::EqualsIgnoreCase(name, d);
                             });
-    if (!drop) kept.emplace_back(name, value);
+    if (!drop) kept.push_back(header);
   }
   return kept;
 }

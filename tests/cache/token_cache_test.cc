@@ -1,5 +1,6 @@
 #include "service/cache/token_cache.h"
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,15 +21,22 @@ using ::tokenbroker::testing::FakeTokenSource;
 using ::tokenbroker::testing::IsOk;
 using ::tokenbroker::testing::StatusIs;
 
-// Collects the result of one Get().
+// Collects the result of one Get(). The callback shares the state rather
+// than pointing at the Result, which may be a discarded temporary (`Get();`)
+// or a copy by the time a pending fetch completes.
 struct Result {
-  std::optional<absl::StatusOr<TokenPtr>> value;
+  std::shared_ptr<std::optional<absl::StatusOr<TokenPtr>>> state =
+      std::make_shared<std::optional<absl::StatusOr<TokenPtr>>>();
   TokenResultCallback Callback() {
-    return [this](absl::StatusOr<TokenPtr> r) { value = std::move(r); };
+    return
+        [state = state](absl::StatusOr<TokenPtr> r) { *state = std::move(r); };
   }
-  bool done() const { return value.has_value(); }
+  const std::optional<absl::StatusOr<TokenPtr>>& value() const {
+    return *state;
+  }
+  bool done() const { return state->has_value(); }
   std::string token() const {
-    return value.has_value() && value->ok() ? (**value)->access_token : "";
+    return done() && value()->ok() ? (**value())->access_token : "";
   }
 };
 
@@ -145,7 +153,7 @@ TEST_F(TokenCacheTest, ServesValidTokenWhileUpstreamFailsThenUnavailable) {
     source_.Fail(absl::UnavailableError("token endpoint answered 503"));
   }
   ASSERT_TRUE(expired.done());
-  EXPECT_THAT(*expired.value,
+  EXPECT_THAT(*expired.value(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("503")));
 }
 
@@ -154,12 +162,12 @@ TEST_F(TokenCacheTest, BackoffGrowsExponentiallyAndCallersAreNotQueued) {
   Result first = Get();
   source_.Fail(absl::UnavailableError("down"));
   ASSERT_TRUE(first.done());
-  EXPECT_THAT(*first.value, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(*first.value(), StatusIs(absl::StatusCode::kUnavailable));
 
   // Within the backoff, callers fail fast without another upstream try.
   Result fast = Get();
   ASSERT_TRUE(fast.done());
-  EXPECT_THAT(*fast.value, StatusIs(absl::StatusCode::kUnavailable,
+  EXPECT_THAT(*fast.value(), StatusIs(absl::StatusCode::kUnavailable,
                                     HasSubstr("next upstream try")));
   EXPECT_EQ(source_.fetch_count(), 1);
 
@@ -204,13 +212,13 @@ TEST_F(TokenCacheTest, RejectedCredentialsSurfaceAtOnceAndRetrySlowly) {
   source_.Fail(absl::FailedPreconditionError(
       "Anypoint rejected the client credentials (invalid_client)"));
   ASSERT_TRUE(first.done());
-  EXPECT_THAT(*first.value, StatusIs(absl::StatusCode::kFailedPrecondition,
+  EXPECT_THAT(*first.value(), StatusIs(absl::StatusCode::kFailedPrecondition,
                                      HasSubstr("invalid_client")));
 
   for (int i = 0; i < 100; ++i) {
     Result again = Get();
     ASSERT_TRUE(again.done());
-    EXPECT_THAT(*again.value, StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(*again.value(), StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   EXPECT_EQ(source_.fetch_count(), 1);
   EXPECT_EQ(cache_->NextDue(), failed_at + policy_.rejected_retry);
@@ -279,7 +287,7 @@ TEST_F(TokenCacheTest, DropAppCancelsWaitersAndForgetsTokens) {
   ASSERT_EQ(dropped.size(), 1u);
   EXPECT_EQ(dropped[0]->access_token, token);
   ASSERT_TRUE(waiting.done());
-  EXPECT_THAT(*waiting.value, StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(*waiting.value(), StatusIs(absl::StatusCode::kAborted));
   // The late result of the dropped fetch is ignored.
   source_.Succeed();
   EXPECT_EQ(cache_->Lookup(CacheKey(request_), absl::Seconds(30)), nullptr);
