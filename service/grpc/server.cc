@@ -364,28 +364,29 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
       summary.removed.push_back(app.name);
     }
   }
-  for (const char* key : {"listen", "upstream", "audit"}) {
-    bool same = true;
-    if (std::string(key) == "listen") {
-      same =
-          fresh->listen.grpc == old->listen.grpc &&
-          fresh->listen.tls.cert_file == old->listen.tls.cert_file &&
-          fresh->listen.tls.key_file == old->listen.tls.key_file &&
-          fresh->listen.tls.client_ca_file == old->listen.tls.client_ca_file &&
-          fresh->development.insecure_plaintext ==
-              old->development.insecure_plaintext;
-    } else if (std::string(key) == "upstream") {
-      same = fresh->upstream.ca_file == old->upstream.ca_file &&
-             fresh->upstream.connect_timeout == old->upstream.connect_timeout;
-    } else {
-      same = fresh->audit.path == old->audit.path &&
-             fresh->audit.fail_closed == old->audit.fail_closed;
-    }
-    if (!same) {
+  // Sections read only at start: say so when a reload changes them.
+  const std::pair<const char*, bool> restart_only[] = {
+      {"listen",
+       fresh->listen.grpc != old->listen.grpc ||
+           fresh->listen.admin_http != old->listen.admin_http ||
+           fresh->listen.probe_grpc != old->listen.probe_grpc ||
+           fresh->listen.tls.cert_file != old->listen.tls.cert_file ||
+           fresh->listen.tls.key_file != old->listen.tls.key_file ||
+           fresh->listen.tls.client_ca_file != old->listen.tls.client_ca_file ||
+           fresh->development.insecure_plaintext !=
+               old->development.insecure_plaintext},
+      {"upstream",
+       fresh->upstream.ca_file != old->upstream.ca_file ||
+           fresh->upstream.connect_timeout != old->upstream.connect_timeout},
+      {"audit", fresh->audit.path != old->audit.path ||
+                    fresh->audit.fail_closed != old->audit.fail_closed},
+  };
+  for (const auto& [section, changed] : restart_only) {
+    if (changed) {
       LogWarning(
           "config reload: this section changed but takes effect only "
           "after a restart",
-          {{"section", key}});
+          {{"section", section}});
     }
   }
 
