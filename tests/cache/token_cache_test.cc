@@ -168,7 +168,7 @@ TEST_F(TokenCacheTest, BackoffGrowsExponentiallyAndCallersAreNotQueued) {
   Result fast = Get();
   ASSERT_TRUE(fast.done());
   EXPECT_THAT(*fast.value(), StatusIs(absl::StatusCode::kUnavailable,
-                                    HasSubstr("next upstream try")));
+                                      HasSubstr("next upstream try")));
   EXPECT_EQ(source_.fetch_count(), 1);
 
   std::vector<absl::Duration> delays;
@@ -213,12 +213,13 @@ TEST_F(TokenCacheTest, RejectedCredentialsSurfaceAtOnceAndRetrySlowly) {
       "Anypoint rejected the client credentials (invalid_client)"));
   ASSERT_TRUE(first.done());
   EXPECT_THAT(*first.value(), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                     HasSubstr("invalid_client")));
+                                       HasSubstr("invalid_client")));
 
   for (int i = 0; i < 100; ++i) {
     Result again = Get();
     ASSERT_TRUE(again.done());
-    EXPECT_THAT(*again.value(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(*again.value(),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   EXPECT_EQ(source_.fetch_count(), 1);
   EXPECT_EQ(cache_->NextDue(), failed_at + policy_.rejected_retry);
