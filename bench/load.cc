@@ -1,5 +1,7 @@
 #include "bench/load.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <fstream>
@@ -20,6 +22,14 @@ namespace tokenbroker::bench {
 namespace {
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+
+// User + system CPU seconds of this process so far.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 // State of one closed-loop run, shared by the callers' completions.
 struct Loop {
@@ -80,6 +90,11 @@ LoadResult RunClosedLoop(int concurrency, absl::Duration warmup,
     loop->running = concurrency;
   }
   for (int caller = 0; caller < concurrency; ++caller) loop->Send(caller);
+  // The CPU the process spends inside the measured window.
+  absl::SleepFor(absl::FromUnixNanos(loop->measure_from_ns) - absl::Now());
+  double cpu_from = ProcessCpuSeconds();
+  absl::SleepFor(absl::FromUnixNanos(loop->stop_at_ns) - absl::Now());
+  double cpu_used = ProcessCpuSeconds() - cpu_from;
   {
     absl::MutexLock lock(&loop->mu);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop->mu) {
@@ -99,6 +114,7 @@ LoadResult RunClosedLoop(int concurrency, absl::Duration warmup,
   }
   LoadResult result;
   result.seconds = absl::ToDoubleSeconds(duration);
+  result.cpu_seconds = cpu_used;
   std::vector<int64_t> all;
   for (int caller = 0; caller < concurrency; ++caller) {
     all.insert(all.end(), loop->latencies[caller].begin(),

@@ -19,7 +19,13 @@ struct LoadResult {
   double p90_us = 0;
   double p99_us = 0;
   double max_us = 0;
+  // CPU time (user + system) of the whole process during the measured
+  // window: client, server and anything else this process runs.
+  double cpu_seconds = 0;
   double throughput() const { return seconds > 0 ? requests / seconds : 0; }
+  double cpu_us_per_request() const {
+    return requests > 0 ? cpu_seconds * 1e6 / requests : 0;
+  }
 };
 
 // Percentiles of `latencies_ns` (sorted in place).

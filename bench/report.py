@@ -42,16 +42,24 @@ def main(micro_path, e2e_path, results_path, plot_path):
     targets = []
     rows = []
 
-    print("\n== GetToken (hit) vs baseline empty RPC vs Health/Check")
+    print("\n== GetToken (hit) vs baseline empty RPC vs Health/Check"
+          " (median of the rounds)")
+    print("   baseline: empty RPC; base+tok: same server, answers GetToken's"
+          " request with a fixed copy of its answer")
     print(f"{'conc':>5} {'kind':>10} {'RPC/s':>9} {'p50 us':>8} {'p99 us':>8}"
-          f" {'errors':>6}")
+          f" {'CPU us':>7} {'errors':>6}")
+    kinds = (("baseline", "baseline"), ("baseline_token", "base+tok"),
+             ("get_token", "get_token"), ("health", "health"))
     with open(plot_path, "w") as plot:
         for row in e2e.get("rpc", []):
             c = row["concurrency"]
-            for kind in ("baseline", "get_token", "health"):
-                r = row[kind]
-                print(f"{c:>5} {kind:>10} {r['throughput']:>9.0f} "
+            for kind, label in kinds:
+                r = row.get(kind)
+                if r is None:
+                    continue
+                print(f"{c:>5} {label:>10} {r['throughput']:>9.0f} "
                       f"{r['p50_us']:>8.1f} {r['p99_us']:>8.1f} "
+                      f"{r.get('cpu_us_per_request', 0):>7.1f} "
                       f"{r['errors']:>6}")
             b, g = row["baseline"], row["get_token"]
             row["throughput_ratio"] = g["throughput"] / b["throughput"]
@@ -59,14 +67,24 @@ def main(micro_path, e2e_path, results_path, plot_path):
             print(f"{'':>5} {'ratio':>10} {row['throughput_ratio']:>9.2f} "
                   f"{g['p50_us'] / b['p50_us']:>8.2f} "
                   f"{row['p99_ratio']:>8.2f}")
+            t = row.get("baseline_token")
+            if t is not None:
+                row["throughput_ratio_token_sized"] = (
+                    g["throughput"] / t["throughput"])
+                row["p99_ratio_token_sized"] = g["p99_us"] / t["p99_us"]
+                print(f"{'':>5} {'vs b+tok':>10} "
+                      f"{row['throughput_ratio_token_sized']:>9.2f} "
+                      f"{g['p50_us'] / t['p50_us']:>8.2f} "
+                      f"{row['p99_ratio_token_sized']:>8.2f}")
             check(targets, f"GetToken throughput / baseline, c={c}",
                   row["throughput_ratio"], 0.9, ">=")
             check(targets, f"GetToken p99 / baseline p99, c={c}",
                   row["p99_ratio"], 1.5, "<=")
             h = row["health"]
+            t = t or {"throughput": float("nan"), "p99_us": float("nan")}
             plot.write(f"{c} {b['throughput']} {g['throughput']} "
                        f"{h['throughput']} {b['p99_us']} {g['p99_us']} "
-                       f"{h['p99_us']}\n")
+                       f"{h['p99_us']} {t['throughput']} {t['p99_us']}\n")
 
     if e2e.get("call"):
         print("\n== Call through the broker vs direct libcurl to the emulator")

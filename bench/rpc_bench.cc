@@ -73,8 +73,11 @@ ABSL_FLAG(int, coalesce_callers, 1000, "Concurrent cold GetToken calls.");
 ABSL_FLAG(int, scale_keys, 10000, "Cached keys in the scale scenario.");
 ABSL_FLAG(int, scale_connections, 1000, "Client connections (scale).");
 ABSL_FLAG(double, scale_seconds, 5, "Measured seconds of the scale load.");
-ABSL_FLAG(std::string, rpc_kinds, "baseline,get_token,health",
+ABSL_FLAG(std::string, rpc_kinds, "baseline,baseline_token,get_token,health",
           "Which RPCs the rpc scenario measures (for profiling one).");
+ABSL_FLAG(int, rounds, 3,
+          "Rounds of the rpc scenario: each round runs every RPC kind once, "
+          "in turn; each kind reports its median round.");
 ABSL_FLAG(bool, audit, true,
           "Audit to a file, as in production (false: no audit sink).");
 
@@ -89,12 +92,30 @@ using nlohmann::json;
 // beside the broker's services without changing BrokerServer.
 
 class BaselineService final : public Baseline::CallbackService {
+ public:
+  // The answer of PingToken; set before the first PingToken call.
+  void SetTokenAnswer(const pb::GetTokenResponse& answer) {
+    token_answer_ = answer;
+  }
+
+ private:
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
                                  const Empty*, Empty*) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
+
+  grpc::ServerUnaryReactor* PingToken(grpc::CallbackServerContext* context,
+                                      const pb::GetTokenRequest*,
+                                      pb::GetTokenResponse* response) override {
+    *response = token_answer_;
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  pb::GetTokenResponse token_answer_;
 };
 
 BaselineService& TheBaseline() {
@@ -120,10 +141,54 @@ std::unique_ptr<grpc::ServerBuilderPlugin> CreateBaselinePlugin() {
 // --- Helpers.
 
 json ToJson(const LoadResult& r) {
-  return json{{"requests", r.requests}, {"errors", r.errors},
-              {"seconds", r.seconds},   {"throughput", r.throughput()},
-              {"p50_us", r.p50_us},     {"p90_us", r.p90_us},
-              {"p99_us", r.p99_us},     {"max_us", r.max_us}};
+  return json{{"requests", r.requests},
+              {"errors", r.errors},
+              {"seconds", r.seconds},
+              {"throughput", r.throughput()},
+              {"p50_us", r.p50_us},
+              {"p90_us", r.p90_us},
+              {"p99_us", r.p99_us},
+              {"max_us", r.max_us},
+              {"cpu_us_per_request", r.cpu_us_per_request()}};
+}
+
+// The median of `values` (the lower middle one for an even count).
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : values[(values.size() - 1) / 2];
+}
+
+// One kind's rounds as one result: each figure is the median of the rounds'
+// (so one disturbed round does not move it); the rounds are kept.
+json MedianOfRounds(const std::vector<LoadResult>& rounds) {
+  auto median = [&](auto figure) {
+    std::vector<double> values;
+    for (const LoadResult& r : rounds) values.push_back(figure(r));
+    return Median(std::move(values));
+  };
+  json result{{"rounds", rounds.size()},
+              {"throughput",
+               median([](const LoadResult& r) { return r.throughput(); })},
+              {"p50_us", median([](const LoadResult& r) { return r.p50_us; })},
+              {"p90_us", median([](const LoadResult& r) { return r.p90_us; })},
+              {"p99_us", median([](const LoadResult& r) { return r.p99_us; })},
+              {"cpu_us_per_request", median([](const LoadResult& r) {
+                 return r.cpu_us_per_request();
+               })}};
+  int64_t requests = 0, errors = 0;
+  double max_us = 0;
+  json each = json::array();
+  for (const LoadResult& r : rounds) {
+    requests += r.requests;
+    errors += r.errors;
+    max_us = std::max(max_us, r.max_us);
+    each.push_back(ToJson(r));
+  }
+  result["requests"] = requests;
+  result["errors"] = errors;
+  result["max_us"] = max_us;
+  result["each_round"] = each;
+  return result;
 }
 
 void WriteFile(const std::string& path, const std::string& content) {
@@ -288,6 +353,7 @@ json RunRpc(InProcessBroker& broker) {
       std::cerr << "GetToken: " << status.error_message() << "\n";
       std::exit(1);
     }
+    TheBaseline().SetTokenAnswer(response);
   }
   Empty empty;
   grpc::health::v1::HealthCheckRequest health;
@@ -301,6 +367,18 @@ json RunRpc(InProcessBroker& broker) {
          Unary<Empty, Empty>(
              [baseline](auto... args) { baseline->async()->Ping(args...); },
              empty, [](const grpc::Status& s, const Empty&) { return s.ok(); },
+             std::move(done));
+       }},
+      {"baseline_token",
+       [&](int, std::function<void(bool)> done) {
+         Unary<pb::GetTokenRequest, pb::GetTokenResponse>(
+             [baseline](auto... args) {
+               baseline->async()->PingToken(args...);
+             },
+             get_token,
+             [](const grpc::Status& s, const pb::GetTokenResponse& r) {
+               return s.ok() && !r.access_token().empty();
+             },
              std::move(done));
        }},
       {"get_token",
@@ -330,18 +408,33 @@ json RunRpc(InProcessBroker& broker) {
              std::move(done));
        }},
   };
+  std::vector<std::string> wanted =
+      absl::StrSplit(absl::GetFlag(FLAGS_rpc_kinds), ',');
   json rows = json::array();
   for (int concurrency : ConcurrencyLevels()) {
+    // The kinds take turns, round after round, so that a change in the
+    // machine's load during the run hits them alike.
+    std::unordered_map<std::string, std::vector<LoadResult>> results;
+    for (int round = 0; round < std::max(1, absl::GetFlag(FLAGS_rounds));
+         ++round) {
+      for (auto& [name, start] : kinds) {
+        if (std::find(wanted.begin(), wanted.end(), name) == wanted.end()) {
+          continue;
+        }
+        LoadResult result = RunClosedLoop(
+            concurrency, Seconds(absl::GetFlag(FLAGS_warmup_seconds)),
+            Seconds(absl::GetFlag(FLAGS_seconds)), start);
+        std::cerr << "rpc " << name << " c=" << concurrency << " round "
+                  << round + 1 << ": "
+                  << static_cast<int64_t>(result.throughput()) << "/s p50 "
+                  << result.p50_us << " us p99 " << result.p99_us << " us, "
+                  << result.cpu_us_per_request() << " us CPU/request\n";
+        results[name].push_back(result);
+      }
+    }
     json row{{"concurrency", concurrency}};
-    for (auto& [name, start] : kinds) {
-      if (!absl::StrContains(absl::GetFlag(FLAGS_rpc_kinds), name)) continue;
-      LoadResult result = RunClosedLoop(
-          concurrency, Seconds(absl::GetFlag(FLAGS_warmup_seconds)),
-          Seconds(absl::GetFlag(FLAGS_seconds)), start);
-      row[name] = ToJson(result);
-      std::cerr << "rpc " << name << " c=" << concurrency << ": "
-                << static_cast<int64_t>(result.throughput()) << "/s p50 "
-                << result.p50_us << " us p99 " << result.p99_us << " us\n";
+    for (const auto& [name, rounds] : results) {
+      row[name] = MedianOfRounds(rounds);
     }
     rows.push_back(row);
   }

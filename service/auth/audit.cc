@@ -1,10 +1,13 @@
 #include "service/auth/audit.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "service/common/log.h"
 
 namespace tokenbroker {
@@ -14,11 +17,25 @@ namespace {
 // that are not valid UTF-8 become U+FFFD, so a record is always valid JSON.
 // (Hand-written: building an nlohmann::json per record was most of the
 // cost of a cache hit; see docs/performance.md.)
+bool NeedsNoEscape(unsigned char c) {
+  return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 void AppendJsonString(std::string& out, absl::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   size_t i = 0;
   while (i < text.size()) {
+    // Runs of plain printable ASCII (nearly every record is only that) are
+    // copied at once.
+    size_t plain = i;
+    while (plain < text.size() &&
+           NeedsNoEscape(static_cast<unsigned char>(text[plain]))) {
+      ++plain;
+    }
+    out.append(text.data() + i, plain - i);
+    i = plain;
+    if (i == text.size()) break;
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
       switch (c) {
@@ -83,14 +100,47 @@ void AppendField(std::string& out, absl::string_view name,
   AppendJsonString(out, value);
 }
 
+// Appends `time` as a JSON string in RFC 3339 UTC with milliseconds, e.g.
+// "2026-11-27T09:43:50.123Z": what absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ")
+// gives for years 1000 to 9999 (and four digits for 0 to 999, as RFC 3339
+// wants), at a fraction of its cost.
+void AppendTimestamp(std::string& out, absl::Time time) {
+  absl::TimeZone::CivilInfo civil = absl::UTCTimeZone().At(time);
+  const absl::CivilSecond& cs = civil.cs;
+  if (cs.year() < 0 || cs.year() > 9999) {
+    AppendJsonString(out, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time,
+                                           absl::UTCTimeZone()));
+    return;
+  }
+  char text[] = "\"0000-00-00T00:00:00.000Z\"";
+  // Writes `value` zero-padded into the `width` digits ending before `end`.
+  auto put = [&text](int end, int64_t value, int width) {
+    for (int i = end - 1; i >= end - width; --i, value /= 10) {
+      text[i] = static_cast<char>('0' + value % 10);
+    }
+  };
+  put(5, cs.year(), 4);
+  put(8, cs.month(), 2);
+  put(11, cs.day(), 2);
+  put(14, cs.hour(), 2);
+  put(17, cs.minute(), 2);
+  put(20, cs.second(), 2);
+  put(24, absl::ToInt64Milliseconds(civil.subsecond), 3);
+  out.append(text, sizeof(text) - 1);
+}
+
 }  // namespace
 
 std::string AuditRecordToJson(const AuditRecord& record) {
   std::string out;
-  out.reserve(384);
+  AppendAuditRecordJson(record, out);
+  return out;
+}
+
+void AppendAuditRecordJson(const AuditRecord& record, std::string& out) {
+  out.reserve(out.size() + 384);
   out.append("{\"ts\":");
-  AppendJsonString(out, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", record.time,
-                                         absl::UTCTimeZone()));
+  AppendTimestamp(out, record.time);
   AppendField(out, "event", record.event);
   AppendField(out, "decision", record.decision);
   AppendField(out, "caller", record.caller.empty() ? "-" : record.caller);
@@ -126,7 +176,6 @@ std::string AuditRecordToJson(const AuditRecord& record) {
     AppendField(out, "token", record.token_fingerprint);
   }
   out.push_back('}');
-  return out;
 }
 
 absl::StatusOr<std::unique_ptr<FileAuditSink>> FileAuditSink::Open(
@@ -178,8 +227,14 @@ absl::Status FileAuditSink::WriteAndFlush(absl::string_view lines) {
 }
 
 absl::Status FileAuditSink::Write(const AuditRecord& record) {
-  std::string line = AuditRecordToJson(record);
+  // Formatted outside the lock, into a buffer each thread reuses.
+  thread_local std::string line;
+  line.clear();
+  AppendAuditRecordJson(record, line);
   line.push_back('\n');
+  absl::Cleanup trim = [] {
+    if (line.capacity() > kMaxLineBuffer) std::string().swap(line);
+  };
   if (synchronous_) return WriteAndFlush(line);
   absl::MutexLock lock(&mu_);
   if (pending_.size() > kMaxPendingBytes) {
@@ -192,12 +247,19 @@ absl::Status FileAuditSink::Write(const AuditRecord& record) {
 
 bool FileAuditSink::HasWork() const { return stopping_ || !pending_.empty(); }
 
+bool FileAuditSink::GroupComplete() const {
+  return stopping_ || flush_waiters_ > 0 ||
+         pending_.size() >= kGroupCommitBytes;
+}
+
 bool FileAuditSink::Idle() const { return pending_.empty() && !writing_; }
 
 void FileAuditSink::Flush() {
   if (synchronous_) return;
   absl::MutexLock lock(&mu_);
+  ++flush_waiters_;  // Ends the writer's wait for more of the group.
   mu_.Await(absl::Condition(this, &FileAuditSink::Idle));
+  --flush_waiters_;
 }
 
 void FileAuditSink::WriterLoop() {
@@ -207,6 +269,8 @@ void FileAuditSink::WriterLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &FileAuditSink::HasWork));
       if (pending_.empty() && stopping_) return;
+      mu_.AwaitWithTimeout(absl::Condition(this, &FileAuditSink::GroupComplete),
+                           kGroupCommitDelay);
       batch.swap(pending_);
       writing_ = true;
     }

@@ -42,6 +42,8 @@ struct AuditRecord {
 // The record as one line of JSON (no trailing newline). A query string in
 // `path` is dropped here too, whatever the caller passed.
 std::string AuditRecordToJson(const AuditRecord& record);
+// The same, appended to `out`.
+void AppendAuditRecordJson(const AuditRecord& record, std::string& out);
 
 // Where audit records go. Thread-safe.
 class AuditSink {
@@ -60,7 +62,10 @@ class AuditSink {
 // - synchronous (fail-closed brokers): Write() writes and flushes the record
 //   before it returns, so an error means the record is not in the file.
 // - otherwise: Write() queues the record and a writer thread writes and
-//   flushes what is queued, at once; the RPC does not wait for the disk.
+//   flushes what is queued; the RPC does not wait for the disk. The writer
+//   commits in groups: once a record is queued it lets the records of the
+//   next millisecond join it (or 64 KiB, or a Flush()), so that a busy
+//   broker does one wake-up and one write(2) per group, not per record.
 //   Write() then returns the error of the writer's last attempt (the log is
 //   failing), or UNAVAILABLE when more than 64 MiB wait (record dropped).
 // The destructor writes what is still queued.
@@ -76,6 +81,11 @@ class FileAuditSink final : public AuditSink {
 
  private:
   static constexpr size_t kMaxPendingBytes = 64 << 20;
+  // A thread's formatting buffer is freed after a record larger than this.
+  static constexpr size_t kMaxLineBuffer = 64 << 10;
+  // A group is written when it is this old or this large.
+  static constexpr absl::Duration kGroupCommitDelay = absl::Milliseconds(1);
+  static constexpr size_t kGroupCommitBytes = 64 << 10;
 
   FileAuditSink(std::string path, std::FILE* file, bool owned,
                 bool synchronous);
@@ -83,6 +93,7 @@ class FileAuditSink final : public AuditSink {
       ABSL_LOCKS_EXCLUDED(io_mu_);
   void WriterLoop();
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool GroupComplete() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
@@ -95,7 +106,8 @@ class FileAuditSink final : public AuditSink {
   std::string pending_ ABSL_GUARDED_BY(mu_);
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // A batch is being written.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;   // A batch is being written.
+  int flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;  // Flush() calls waiting.
   std::thread writer_;
 };
 

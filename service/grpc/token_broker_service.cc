@@ -10,7 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "google/protobuf/util/time_util.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "service/auth/policy.h"
 #include "service/cache/token_request.h"
 #include "service/grpc/request_context.h"
@@ -443,9 +443,19 @@ void FillTokenResponse(const Token& token, const std::string& app,
                        pb::GetTokenResponse* response) {
   response->set_access_token(token.access_token);
   response->set_token_type("Bearer");
-  *response->mutable_expires_at() =
-      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-          absl::ToUnixNanos(token.expires_at));
+  // Set in place (TimeUtil would build a Timestamp and copy it): whole
+  // seconds and non-negative nanoseconds.
+  constexpr int64_t kNanosPerSecond = 1000000000;
+  int64_t unix_nanos = absl::ToUnixNanos(token.expires_at);
+  int64_t seconds = unix_nanos / kNanosPerSecond;
+  int64_t nanos = unix_nanos % kNanosPerSecond;
+  if (nanos < 0) {
+    --seconds;
+    nanos += kNanosPerSecond;
+  }
+  google::protobuf::Timestamp* expires_at = response->mutable_expires_at();
+  expires_at->set_seconds(seconds);
+  expires_at->set_nanos(static_cast<int32_t>(nanos));
   for (const std::string& scope : token.scopes) response->add_scopes(scope);
   response->set_app(app);
 }

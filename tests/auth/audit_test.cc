@@ -82,6 +82,34 @@ TEST(AuditRecordToJsonTest, HasEveryFieldOnOneLine) {
   EXPECT_EQ(json["token"], "0123456789ab");
 }
 
+TEST(AuditRecordToJsonTest, TimestampIsRfc3339UtcWithMilliseconds) {
+  // The hand-written formatter against absl::FormatTime, across leap days,
+  // year ends, the epoch, pre-epoch times, sub-millisecond truncation and
+  // years outside 0..9999 (which it leaves to FormatTime).
+  const absl::Time times[] = {
+      absl::UnixEpoch(),
+      absl::FromUnixMillis(1700000000123),
+      absl::FromUnixMillis(951782400999),      // 2000-02-29T00:00:00.999Z
+      absl::FromUnixMillis(1735689599999),     // 2024-12-31T23:59:59.999Z
+      absl::FromUnixMicros(1700000000123999),  // .123999 -> .123
+      absl::FromUnixMillis(-1),                // 1969-12-31T23:59:59.999Z
+      absl::FromUnixSeconds(253402300800),     // 10000-01-01T00:00:00Z
+      absl::FromUnixSeconds(-62167219201),     // -0001-12-31T23:59:59Z
+  };
+  for (absl::Time time : times) {
+    AuditRecord record = CallRecord();
+    record.time = time;
+    nlohmann::json json = nlohmann::json::parse(AuditRecordToJson(record));
+    EXPECT_EQ(json["ts"], absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time,
+                                           absl::UTCTimeZone()));
+  }
+  // RFC 3339 has four-digit years, where FormatTime's %Y does not pad.
+  AuditRecord record = CallRecord();
+  record.time = absl::FromUnixSeconds(-62167219200);
+  EXPECT_EQ(nlohmann::json::parse(AuditRecordToJson(record))["ts"],
+            "0000-01-01T00:00:00.000Z");
+}
+
 TEST(AuditRecordToJsonTest, QueryStringIsDropped) {
   std::string line = AuditRecordToJson(CallRecord());
   EXPECT_THAT(line, Not(HasSubstr("leaked")));
