@@ -23,13 +23,19 @@ namespace {
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
 
-// User + system CPU seconds of this process so far.
-double ProcessCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
+// CPU seconds (user + system) and context switches of this process so far.
+struct ProcessUsage {
+  double cpu_seconds;
+  int64_t context_switches;
+
+  static ProcessUsage Now() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+    return {seconds(usage.ru_utime) + seconds(usage.ru_stime),
+            usage.ru_nvcsw + usage.ru_nivcsw};
+  }
+};
 
 // State of one closed-loop run, shared by the callers' completions.
 struct Loop {
@@ -90,11 +96,11 @@ LoadResult RunClosedLoop(int concurrency, absl::Duration warmup,
     loop->running = concurrency;
   }
   for (int caller = 0; caller < concurrency; ++caller) loop->Send(caller);
-  // The CPU the process spends inside the measured window.
+  // What the process spends inside the measured window.
   absl::SleepFor(absl::FromUnixNanos(loop->measure_from_ns) - absl::Now());
-  double cpu_from = ProcessCpuSeconds();
+  ProcessUsage from = ProcessUsage::Now();
   absl::SleepFor(absl::FromUnixNanos(loop->stop_at_ns) - absl::Now());
-  double cpu_used = ProcessCpuSeconds() - cpu_from;
+  ProcessUsage to = ProcessUsage::Now();
   {
     absl::MutexLock lock(&loop->mu);
     auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop->mu) {
@@ -114,7 +120,8 @@ LoadResult RunClosedLoop(int concurrency, absl::Duration warmup,
   }
   LoadResult result;
   result.seconds = absl::ToDoubleSeconds(duration);
-  result.cpu_seconds = cpu_used;
+  result.cpu_seconds = to.cpu_seconds - from.cpu_seconds;
+  result.context_switches = to.context_switches - from.context_switches;
   std::vector<int64_t> all;
   for (int caller = 0; caller < concurrency; ++caller) {
     all.insert(all.end(), loop->latencies[caller].begin(),

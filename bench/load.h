@@ -22,9 +22,13 @@ struct LoadResult {
   // CPU time (user + system) of the whole process during the measured
   // window: client, server and anything else this process runs.
   double cpu_seconds = 0;
+  int64_t context_switches = 0;  // Of the process, in the window.
   double throughput() const { return seconds > 0 ? requests / seconds : 0; }
   double cpu_us_per_request() const {
     return requests > 0 ? cpu_seconds * 1e6 / requests : 0;
+  }
+  double context_switches_per_request() const {
+    return requests > 0 ? static_cast<double>(context_switches) / requests : 0;
   }
 };
 

@@ -43,7 +43,7 @@ def main(micro_path, e2e_path, results_path, plot_path):
     rows = []
 
     print("\n== GetToken (hit) vs baseline empty RPC vs Health/Check"
-          " (median of the rounds)")
+          " (fastest of the rounds)")
     print("   baseline: empty RPC; base+tok: same server, answers GetToken's"
           " request with a fixed copy of its answer")
     print(f"{'conc':>5} {'kind':>10} {'RPC/s':>9} {'p50 us':>8} {'p99 us':>8}"

@@ -207,6 +207,7 @@ FileAuditSink::~FileAuditSink() {
     {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
+      wake_.Signal();
     }
     writer_.join();  // Writes what is still queued first.
   }
@@ -241,11 +242,13 @@ absl::Status FileAuditSink::Write(const AuditRecord& record) {
     return absl::UnavailableError(absl::StrCat(
         "the audit log ", path_, " is not keeping up; record dropped"));
   }
+  // The writer is woken by the first record of a group and by a full
+  // group; the records in between only append (no waiter to evaluate).
+  bool first = pending_.empty();
   pending_.append(line);
+  if (first || pending_.size() >= kGroupCommitBytes) wake_.Signal();
   return last_error_;
 }
-
-bool FileAuditSink::HasWork() const { return stopping_ || !pending_.empty(); }
 
 bool FileAuditSink::GroupComplete() const {
   return stopping_ || flush_waiters_ > 0 ||
@@ -258,6 +261,7 @@ void FileAuditSink::Flush() {
   if (synchronous_) return;
   absl::MutexLock lock(&mu_);
   ++flush_waiters_;  // Ends the writer's wait for more of the group.
+  wake_.Signal();
   mu_.Await(absl::Condition(this, &FileAuditSink::Idle));
   --flush_waiters_;
 }
@@ -267,10 +271,12 @@ void FileAuditSink::WriterLoop() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &FileAuditSink::HasWork));
+      while (pending_.empty() && !stopping_) wake_.Wait(&mu_);
       if (pending_.empty() && stopping_) return;
-      mu_.AwaitWithTimeout(absl::Condition(this, &FileAuditSink::GroupComplete),
-                           kGroupCommitDelay);
+      // Group commit: the records of the next moment join this one.
+      absl::Time deadline = absl::Now() + kGroupCommitDelay;
+      while (!GroupComplete() && !wake_.WaitWithDeadline(&mu_, deadline)) {
+      }
       batch.swap(pending_);
       writing_ = true;
     }

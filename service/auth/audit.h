@@ -92,7 +92,6 @@ class FileAuditSink final : public AuditSink {
   absl::Status WriteAndFlush(absl::string_view lines)
       ABSL_LOCKS_EXCLUDED(io_mu_);
   void WriterLoop();
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool GroupComplete() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -108,6 +107,7 @@ class FileAuditSink final : public AuditSink {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;   // A batch is being written.
   int flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;  // Flush() calls waiting.
+  absl::CondVar wake_;  // The writer waits on it (with mu_), alone.
   std::thread writer_;
 };
 
