@@ -75,6 +75,8 @@ ABSL_FLAG(int, scale_connections, 1000, "Client connections (scale).");
 ABSL_FLAG(double, scale_seconds, 5, "Measured seconds of the scale load.");
 ABSL_FLAG(std::string, rpc_kinds, "baseline,baseline_token,get_token,health",
           "Which RPCs the rpc scenario measures (for profiling one).");
+ABSL_FLAG(std::string, call_paths, "direct,broker",
+          "Which paths the call scenario measures (for profiling one).");
 ABSL_FLAG(int, rounds, 5,
           "Rounds of the rpc scenario: each round runs every RPC kind once, "
           "in turn; each kind reports its fastest round.");
@@ -572,6 +574,7 @@ json RunCall(InProcessBroker& broker) {
     json row{{"concurrency", concurrency}};
     for (auto& [name, start] : std::vector<std::pair<std::string, StartFn*>>{
              {"direct", &directly}, {"broker", &through_broker}}) {
+      if (!absl::StrContains(absl::GetFlag(FLAGS_call_paths), name)) continue;
       if (name == "direct") {
         // The emulator serves one connection per thread and keeps idle ones
         // for 5 s: let the broker's idle connections of the previous run

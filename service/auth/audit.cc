@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "service/common/log.h"
+#include "service/common/thread_name.h"
 
 namespace tokenbroker {
 namespace {
@@ -199,7 +200,12 @@ FileAuditSink::FileAuditSink(std::string path, std::FILE* file, bool owned,
       file_(file),
       owned_(owned),
       synchronous_(synchronous) {
-  if (!synchronous_) writer_ = std::thread([this] { WriterLoop(); });
+  if (!synchronous_) {
+    writer_ = std::thread([this] {
+      SetCurrentThreadName("tb-audit");
+      WriterLoop();
+    });
+  }
 }
 
 FileAuditSink::~FileAuditSink() {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "service/common/thread_name.h"
+
 namespace tokenbroker {
 
 Refresher::Refresher(TokenCache& cache, const Clock& clock)
@@ -11,7 +13,10 @@ Refresher::~Refresher() { Stop(); }
 
 void Refresher::Start() {
   cache_.SetScheduleListener([this] { Kick(); });
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    SetCurrentThreadName("tb-refresh");
+    Loop();
+  });
 }
 
 void Refresher::Stop() {

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "service/common/log.h"
+#include "service/common/thread_name.h"
 
 namespace tokenbroker {
 namespace {
@@ -141,7 +142,10 @@ absl::StatusOr<std::unique_ptr<FileWatcher>> FileWatcher::Start(
   state->SetFiles(files);
   std::unique_ptr<FileWatcher> watcher(new FileWatcher());
   watcher->state_ = std::move(state);
-  watcher->thread_ = std::thread([w = watcher.get()] { w->Loop(); });
+  watcher->thread_ = std::thread([w = watcher.get()] {
+    SetCurrentThreadName("tb-config-watch");
+    w->Loop();
+  });
   return watcher;
 }
 

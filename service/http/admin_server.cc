@@ -10,6 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "httplib.h"
 #include "service/common/log.h"
+#include "service/common/thread_name.h"
 
 namespace tokenbroker {
 namespace {
@@ -96,7 +97,10 @@ absl::StatusOr<std::unique_ptr<AdminHttpServer>> AdminHttpServer::Start(
                      ": check that the address is valid and the port free"));
   }
   admin->port_ = port;
-  admin->thread_ = std::thread([self] { self->server_->listen_after_bind(); });
+  admin->thread_ = std::thread([self] {
+    SetCurrentThreadName("tb-admin-http");
+    self->server_->listen_after_bind();
+  });
   // httplib's stop() does nothing before the accept loop runs; wait for it
   // so that Stop() always ends the loop. (The socket already listens.)
   for (int i = 0; i < 10000 && !server.is_running(); ++i) {

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "service/common/thread_name.h"
 
 namespace tokenbroker {
 namespace internal {
@@ -302,6 +303,7 @@ CurlHttpClientStats CurlHttpClient::stats() const {
 }
 
 void CurlHttpClient::Loop() {
+  SetCurrentThreadName("tb-curl");
   for (;;) {
     std::deque<Pending> queued;
     std::vector<HttpRequestId> cancels;
