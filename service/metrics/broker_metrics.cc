@@ -84,17 +84,17 @@ void AddSample(prometheus::MetricFamily& family, double value,
 
 }  // namespace
 
-struct BrokerMetrics::Impl {
-  // The series of one gRPC method, created on its first RPC.
-  struct MethodSeries {
-    prometheus::Counter* started = nullptr;
-    prometheus::Histogram* latency = nullptr;
-    // Created on first use of each code.
-    std::array<std::atomic<prometheus::Counter*>, kGrpcCodes> handled{};
-    std::string service;
-    std::string method;
-  };
+// Created on a method's first RPC.
+struct BrokerMetrics::RpcSeries {
+  prometheus::Counter* started = nullptr;
+  prometheus::Histogram* latency = nullptr;
+  // Created on first use of each code.
+  std::array<std::atomic<prometheus::Counter*>, kGrpcCodes> handled{};
+  std::string service;
+  std::string method;
+};
 
+struct BrokerMetrics::Impl {
   Impl()
       : registry(std::make_shared<prometheus::Registry>()),
         rpc_started(prometheus::BuildCounter()
@@ -156,7 +156,7 @@ struct BrokerMetrics::Impl {
     audit_failures.Increment(0);
   }
 
-  MethodSeries& Series(absl::string_view full_method) {
+  RpcSeries& Series(absl::string_view full_method) {
     {
       absl::ReaderMutexLock lock(&mu);
       auto it = methods.find(full_method);
@@ -171,18 +171,18 @@ struct BrokerMetrics::Impl {
       it = methods.find(key);
       if (it != methods.end()) return *it->second;
     }
-    auto series = std::make_unique<MethodSeries>();
+    auto series = std::make_unique<RpcSeries>();
     std::tie(series->service, series->method) = SplitMethod(key);
     prometheus::Labels labels = {{"grpc_service", series->service},
                                  {"grpc_method", series->method}};
     series->started = &rpc_started.Add(labels);
     series->latency = &rpc_latency.Add(labels, LatencyBuckets());
-    MethodSeries& result = *series;
+    RpcSeries& result = *series;
     methods.emplace(std::move(key), std::move(series));
     return result;
   }
 
-  prometheus::Counter& Handled(MethodSeries& series, int code) {
+  prometheus::Counter& Handled(RpcSeries& series, int code) {
     if (code < 0 || code >= kGrpcCodes) code = 2;  // UNKNOWN
     prometheus::Counter* counter =
         series.handled[code].load(std::memory_order_acquire);
@@ -211,7 +211,7 @@ struct BrokerMetrics::Impl {
   prometheus::Family<prometheus::Gauge>& build_info;
 
   mutable absl::Mutex mu;
-  absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> methods
+  absl::flat_hash_map<std::string, std::unique_ptr<RpcSeries>> methods
       ABSL_GUARDED_BY(mu);
   const TokenCache* cache ABSL_GUARDED_BY(mu) = nullptr;
   const Clock* clock ABSL_GUARDED_BY(mu) = nullptr;
@@ -322,13 +322,15 @@ void BrokerMetrics::SetUpstreamSource(
   impl_->upstream_stats = std::move(stats);
 }
 
-void BrokerMetrics::RpcStarted(absl::string_view full_method) {
-  impl_->Series(full_method).started->Increment();
+BrokerMetrics::RpcSeries& BrokerMetrics::RpcStarted(
+    absl::string_view full_method) {
+  RpcSeries& series = impl_->Series(full_method);
+  series.started->Increment();
+  return series;
 }
 
-void BrokerMetrics::RpcHandled(absl::string_view full_method, int grpc_code,
+void BrokerMetrics::RpcHandled(RpcSeries& series, int grpc_code,
                                absl::Duration latency) {
-  Impl::MethodSeries& series = impl_->Series(full_method);
   impl_->Handled(series, grpc_code).Increment();
   series.latency->Observe(absl::ToDoubleSeconds(latency));
 }

@@ -45,11 +45,14 @@ class BrokerMetrics {
   void SetCacheSource(const TokenCache* cache, const Clock* clock);
   void SetUpstreamSource(std::function<CurlHttpClientStats()> stats);
 
-  // One RPC started / finished. `full_method` is gRPC's
-  // "/package.Service/Method".
-  void RpcStarted(absl::string_view full_method);
-  void RpcHandled(absl::string_view full_method, int grpc_code,
-                  absl::Duration latency);
+  // The series of one gRPC method; lives as long as this object.
+  struct RpcSeries;
+
+  // One RPC of `full_method` (gRPC's "/package.Service/Method") started.
+  // Returns its method's series, for RpcHandled() when it finishes (so that
+  // the method is looked up once per RPC).
+  RpcSeries& RpcStarted(absl::string_view full_method);
+  void RpcHandled(RpcSeries& series, int grpc_code, absl::Duration latency);
 
   // One upstream token fetch of `app` finished with `status`.
   void TokenFetched(absl::string_view app, const absl::Status& status);

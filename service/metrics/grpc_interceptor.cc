@@ -15,10 +15,8 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(BrokerMetrics& metrics, const char* method)
       : metrics_(metrics),
-        method_(method == nullptr ? "" : method),
-        start_(std::chrono::steady_clock::now()) {
-    metrics_.RpcStarted(method_);
-  }
+        series_(metrics.RpcStarted(method == nullptr ? "" : method)),
+        start_(std::chrono::steady_clock::now()) {}
 
   ~MetricsInterceptor() override {
     if (!recorded_) Record(grpc::StatusCode::CANCELLED);
@@ -41,11 +39,11 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
     // A steady clock: latency must not jump with wall-clock adjustments.
     absl::Duration latency =
         absl::FromChrono(std::chrono::steady_clock::now() - start_);
-    metrics_.RpcHandled(method_, static_cast<int>(code), latency);
+    metrics_.RpcHandled(series_, static_cast<int>(code), latency);
   }
 
   BrokerMetrics& metrics_;
-  const std::string method_;
+  BrokerMetrics::RpcSeries& series_;
   const std::chrono::steady_clock::time_point start_;
   bool recorded_ = false;  // Hooks of one RPC never run concurrently.
 };

@@ -20,12 +20,9 @@ using ::testing::Not;
 TEST(BrokerMetricsTest, CountsRpcsByMethodAndCodeWithLatencyHistogram) {
   BrokerMetrics metrics;
   const char kMethod[] = "/anypoint.tokenbroker.v1.TokenBroker/GetToken";
-  metrics.RpcStarted(kMethod);
-  metrics.RpcHandled(kMethod, 0, absl::Milliseconds(3));
-  metrics.RpcStarted(kMethod);
-  metrics.RpcHandled(kMethod, 5, absl::Milliseconds(40));
-  metrics.RpcStarted(kMethod);
-  metrics.RpcHandled(kMethod, 0, absl::Milliseconds(1));
+  metrics.RpcHandled(metrics.RpcStarted(kMethod), 0, absl::Milliseconds(3));
+  metrics.RpcHandled(metrics.RpcStarted(kMethod), 5, absl::Milliseconds(40));
+  metrics.RpcHandled(metrics.RpcStarted(kMethod), 0, absl::Milliseconds(1));
 
   std::string text = metrics.Serialize();
   const std::string labels =
@@ -51,8 +48,7 @@ TEST(BrokerMetricsTest, CapsTheNumberOfMethods) {
   BrokerMetrics metrics;
   for (int i = 0; i < BrokerMetrics::kMaxRpcMethods + 10; ++i) {
     std::string method = absl::StrCat("/svc.S/M", i);
-    metrics.RpcStarted(method);
-    metrics.RpcHandled(method, 12, absl::Milliseconds(1));
+    metrics.RpcHandled(metrics.RpcStarted(method), 12, absl::Milliseconds(1));
   }
   std::string text = metrics.Serialize();
   EXPECT_THAT(text, HasSubstr("grpc_method=\"M0\""));
