@@ -14,14 +14,15 @@
 namespace tokenbroker {
 namespace {
 
-// Appends `text` as a JSON string. Control characters are escaped; bytes
-// that are not valid UTF-8 become U+FFFD, so a record is always valid JSON.
-// (Hand-written: building an nlohmann::json per record was most of the
-// cost of a cache hit; see docs/performance.md.)
+// Printable ASCII that a JSON string holds as is.
 bool NeedsNoEscape(unsigned char c) {
   return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
+// Appends `text` as a JSON string. Control characters are escaped; bytes
+// that are not valid UTF-8 become U+FFFD, so a record is always valid JSON.
+// (Hand-written: building an nlohmann::json per record was most of the
+// cost of a cache hit; see docs/performance.md.)
 void AppendJsonString(std::string& out, absl::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');

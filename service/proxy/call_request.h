@@ -22,9 +22,10 @@ struct CallLimits {
 // only the app's base URL:
 // - method: GET, HEAD, POST, PUT, PATCH or DELETE (upper case);
 // - path: origin form ("/a/b?q"), no scheme, host, port or userinfo (no
-//   leading "//", no '@', no '\'), no fragment, only printable ASCII; after
-//   percent-decoding (repeatedly, so double encoding is seen through) no
-//   "." or ".." segment, no encoded '/' or '\', no NUL, CR or LF anywhere;
+//   leading "//", no '@' before the query, no '\'), no fragment, only
+//   printable ASCII; after percent-decoding (repeatedly, so double encoding
+//   is seen through) no "." or ".." segment, no encoded '/' or '\', no NUL,
+//   CR or LF anywhere;
 // - headers: valid names; no CR, LF or NUL in values; the caller may not
 //   set Authorization, Host, Cookie, Proxy-*, Content-Length or hop-by-hop
 //   headers (Connection, Keep-Alive, Transfer-Encoding, TE, Trailer,
