@@ -77,6 +77,9 @@ ABSL_FLAG(std::string, rpc_kinds, "baseline,baseline_token,get_token,health",
           "Which RPCs the rpc scenario measures (for profiling one).");
 ABSL_FLAG(std::string, call_paths, "direct,broker",
           "Which paths the call scenario measures (for profiling one).");
+ABSL_FLAG(int, call_rounds, 3,
+          "Rounds of the call scenario (each path once per round; each "
+          "reports its fastest round).");
 ABSL_FLAG(int, rounds, 5,
           "Rounds of the rpc scenario: each round runs every RPC kind once, "
           "in turn; each kind reports its fastest round.");
@@ -570,27 +573,44 @@ json RunCall(InProcessBroker& broker) {
     direct->Start(caller, std::move(done));
   };
   json rows = json::array();
+  bool broker_connections_open = false;
   for (int concurrency : ConcurrencyLevels()) {
-    json row{{"concurrency", concurrency}};
-    for (auto& [name, start] : std::vector<std::pair<std::string, StartFn*>>{
-             {"direct", &directly}, {"broker", &through_broker}}) {
-      if (!absl::StrContains(absl::GetFlag(FLAGS_call_paths), name)) continue;
-      if (name == "direct") {
-        // The emulator serves one connection per thread and keeps idle ones
-        // for 5 s: let the broker's idle connections of the previous run
-        // time out so that both paths find the emulator alike.
-        if (!rows.empty()) absl::SleepFor(absl::Milliseconds(5500));
-        direct = std::make_unique<CurlDriver>(url, token.access_token());
+    std::unordered_map<std::string, std::vector<LoadResult>> results;
+    for (int round = 0; round < std::max(1, absl::GetFlag(FLAGS_call_rounds));
+         ++round) {
+      for (auto& [name, start] : std::vector<std::pair<std::string, StartFn*>>{
+               {"direct", &directly}, {"broker", &through_broker}}) {
+        if (!absl::StrContains(absl::GetFlag(FLAGS_call_paths), name)) {
+          continue;
+        }
+        if (name == "direct") {
+          // The emulator serves one connection per thread and keeps idle
+          // ones for 5 s: let the broker's idle connections of the previous
+          // run time out so that both paths find the emulator alike.
+          if (broker_connections_open) {
+            absl::SleepFor(absl::Milliseconds(5500));
+          }
+          direct = std::make_unique<CurlDriver>(url, token.access_token());
+        }
+        LoadResult result = RunClosedLoop(
+            concurrency, Seconds(absl::GetFlag(FLAGS_warmup_seconds)),
+            Seconds(absl::GetFlag(FLAGS_seconds)), *start);
+        // Closing its connections frees the emulator's threads at once.
+        if (name == "direct") direct.reset();
+        if (name == "broker") broker_connections_open = true;
+        std::cerr << "call " << name << " c=" << concurrency << " round "
+                  << round + 1 << ": "
+                  << static_cast<int64_t>(result.throughput()) << "/s p50 "
+                  << result.p50_us << " us p99 " << result.p99_us << " us, "
+                  << result.cpu_us_per_request() << " us CPU and "
+                  << result.context_switches_per_request()
+                  << " context switches per request\n";
+        results[name].push_back(result);
       }
-      LoadResult result = RunClosedLoop(
-          concurrency, Seconds(absl::GetFlag(FLAGS_warmup_seconds)),
-          Seconds(absl::GetFlag(FLAGS_seconds)), *start);
-      // Closing its connections frees the emulator's threads at once.
-      if (name == "direct") direct.reset();
-      row[name] = ToJson(result);
-      std::cerr << "call " << name << " c=" << concurrency << ": "
-                << static_cast<int64_t>(result.throughput()) << "/s p50 "
-                << result.p50_us << " us p99 " << result.p99_us << " us\n";
+    }
+    json row{{"concurrency", concurrency}};
+    for (const auto& [name, rounds] : results) {
+      row[name] = BestOfRounds(rounds);
     }
     rows.push_back(row);
   }
