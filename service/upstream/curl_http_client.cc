@@ -251,14 +251,14 @@ HttpRequestId CurlHttpClient::Start(HttpRequest request, HttpCallback done) {
     done(std::move(invalid));
     return kNoHttpRequestId;
   }
-  HttpRequestId id;
+  HttpRequestId id = kNoHttpRequestId;
+  bool wake = false;
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
       id = next_id_++;
       queued_.push_back(Pending{id, std::move(request), std::move(done)});
-    } else {
-      id = kNoHttpRequestId;
+      wake = polling_;
     }
   }
   if (id == kNoHttpRequestId) {
@@ -266,28 +266,28 @@ HttpRequestId CurlHttpClient::Start(HttpRequest request, HttpCallback done) {
     return kNoHttpRequestId;
   }
   requests_started_.fetch_add(1, std::memory_order_relaxed);
-  curl_multi_wakeup(multi_);
+  if (wake) curl_multi_wakeup(multi_);
   return id;
 }
 
 void CurlHttpClient::Resume(HttpRequestId id) {
-  if (id == kNoHttpRequestId) return;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return;
-    resumes_.push_back(id);
-  }
-  curl_multi_wakeup(multi_);
+  QueueForLoop(LoopAction::kResume, id);
 }
 
 void CurlHttpClient::Cancel(HttpRequestId id) {
+  QueueForLoop(LoopAction::kCancel, id);
+}
+
+void CurlHttpClient::QueueForLoop(LoopAction action, HttpRequestId id) {
   if (id == kNoHttpRequestId) return;
+  bool wake;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
-    cancels_.push_back(id);
+    (action == LoopAction::kCancel ? cancels_ : resumes_).push_back(id);
+    wake = polling_;
   }
-  curl_multi_wakeup(multi_);
+  if (wake) curl_multi_wakeup(multi_);
 }
 
 CurlHttpClientStats CurlHttpClient::stats() const {
@@ -339,8 +339,19 @@ void CurlHttpClient::Loop() {
         FinishTransfer(msg->easy_handle, msg->data.result);
       }
     }
+    {
+      absl::MutexLock lock(&mu_);
+      // Work queued meanwhile is taken at once, without polling.
+      if (!queued_.empty() || !cancels_.empty() || !resumes_.empty() ||
+          stopping_) {
+        continue;
+      }
+      polling_ = true;
+    }
     // Returns early on socket activity, libcurl's own timers or a wakeup.
     curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
+    absl::MutexLock lock(&mu_);
+    polling_ = false;
   }
   while (!active_.empty()) {
     auto it = active_.begin();

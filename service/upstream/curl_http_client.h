@@ -80,6 +80,12 @@ class CurlHttpClient final : public HttpClient {
 
   CurlHttpClient(CurlHttpClientOptions options, void* multi);
 
+  // Queues a cancel or resume of `id` for the loop thread and wakes it if
+  // it is polling.
+  enum class LoopAction { kCancel, kResume };
+  void QueueForLoop(LoopAction action, HttpRequestId id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Loop-thread only.
   void Loop();
   void AddTransfer(Pending pending);
@@ -95,6 +101,10 @@ class CurlHttpClient final : public HttpClient {
   std::vector<HttpRequestId> cancels_ ABSL_GUARDED_BY(mu_);
   std::vector<HttpRequestId> resumes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // The loop is (about to be) blocked in curl_multi_poll with nothing
+  // queued: new work must wake it. While it is busy, it finds the queues
+  // on its next turn and no wakeup (a write and a read) is spent.
+  bool polling_ ABSL_GUARDED_BY(mu_) = false;
   HttpRequestId next_id_ ABSL_GUARDED_BY(mu_) = 1;
 
   // Owned by the loop thread.
