@@ -241,15 +241,24 @@ absl::StatusOr<AccessToken> Client::GetToken(
   Key key(app, NormalizeScopes(scopes));
   const absl::Duration need =
       min_ttl > absl::ZeroDuration() ? min_ttl : options_.default_min_ttl;
+  std::optional<AccessToken> hit;
+  std::vector<std::shared_ptr<WatchReactor>> evicted;
   {
     absl::MutexLock lock(&mu_);
+    const absl::Time now = Now();
+    evicted = EvictIdleLocked(now);
     auto it = entries_.find(key);
     if (it != entries_.end() && it->second.token.has_value() &&
-        it->second.token->expires_at - Now() >= need) {
+        it->second.token->expires_at - now >= need) {
       ++cache_hits_;
-      return *it->second.token;
+      it->second.last_used = now;
+      hit = it->second.token;
     }
   }
+  // Outside the lock: cancelling may run OnDone inline, which takes it.
+  for (const auto& watch : evicted) watch->Cancel();
+  evicted.clear();
+  if (hit.has_value()) return *std::move(hit);
 
   v1::GetTokenRequest request;
   request.set_app(app);
@@ -270,6 +279,7 @@ absl::StatusOr<AccessToken> Client::GetToken(
     absl::MutexLock lock(&mu_);
     finished.swap(finished_);
     Entry& entry = entries_[key];
+    entry.last_used = Now();
     // A watch may have delivered a newer token meanwhile: keep the newest.
     if (!entry.token.has_value() ||
         entry.token->expires_at <= token.expires_at) {
@@ -293,7 +303,9 @@ void Client::OnWatchToken(const Key& key,
   {
     absl::MutexLock lock(&mu_);
     ++watch_updates_;
-    Entry& entry = entries_[key];
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;  // Evicted; the stream is ending.
+    Entry& entry = it->second;
     if (!entry.token.has_value() ||
         entry.token->expires_at <= token.expires_at) {
       entry.token = token;
@@ -308,9 +320,13 @@ void Client::OnWatchDone(const Key& key, const WatchReactor* reactor,
                          const std::string& app, const grpc::Status& status) {
   absl::Status result =
       FromGrpc(status, "TokenBroker.WatchToken", absl::InfiniteDuration());
+  auto is_reactor = [reactor](const std::shared_ptr<WatchReactor>& watch) {
+    return watch.get() == reactor;
+  };
   {
     absl::MutexLock lock(&mu_);
-    if (!shutting_down_) ++watch_breaks_;
+    bool evicted = std::any_of(evicted_.begin(), evicted_.end(), is_reactor);
+    if (!shutting_down_ && !evicted) ++watch_breaks_;
   }
   // Before the count drops, while the Client is surely alive.
   if (options_.on_watch_event) options_.on_watch_event(app, result);
@@ -319,6 +335,11 @@ void Client::OnWatchDone(const Key& key, const WatchReactor* reactor,
   if (it != entries_.end() && it->second.watch.get() == reactor) {
     finished_.push_back(std::move(it->second.watch));
     it->second.watch = nullptr;
+  }
+  auto evicted = std::find_if(evicted_.begin(), evicted_.end(), is_reactor);
+  if (evicted != evicted_.end()) {
+    finished_.push_back(std::move(*evicted));
+    evicted_.erase(evicted);
   }
   --active_watches_;
   // From here on the Client (and the reactor) may be destroyed.
@@ -422,7 +443,32 @@ ClientStats Client::stats() const {
   stats.watches_started = watches_started_;
   stats.watch_updates = watch_updates_;
   stats.watch_breaks = watch_breaks_;
+  stats.evictions = evictions_;
   return stats;
+}
+
+std::vector<std::shared_ptr<Client::WatchReactor>> Client::EvictIdleLocked(
+    absl::Time now) {
+  std::vector<std::shared_ptr<WatchReactor>> cancel;
+  const absl::Duration idle = options_.idle_eviction;
+  if (idle <= absl::ZeroDuration() || idle == absl::InfiniteDuration() ||
+      now < next_sweep_) {
+    return cancel;
+  }
+  next_sweep_ = now + idle / 2;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (now - it->second.last_used < idle) {
+      ++it;
+      continue;
+    }
+    if (it->second.watch != nullptr) {
+      evicted_.push_back(it->second.watch);
+      cancel.push_back(std::move(it->second.watch));
+    }
+    it = entries_.erase(it);
+    ++evictions_;
+  }
+  return cancel;
 }
 
 }  // namespace tokenbroker

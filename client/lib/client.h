@@ -23,8 +23,10 @@
 // steady state every GetToken is a hit. When a watch ends (broker restarted,
 // connection lost, error), the cached token is still served while it has
 // `min_ttl` left; after that GetToken falls back to a GetToken RPC, which also
-// opens a new watch. Keys are never evicted: one cache entry and one open
-// stream per (app, scopes) the process ever asked for.
+// opens a new watch. A key that GetToken has not asked for in `idle_eviction`
+// is dropped (its stream cancelled, its token forgotten), so a process that
+// asks for many (app, scopes) over its life holds streams only for those in
+// use.
 //
 // Deadlines and retries. Every unary RPC has a deadline of `timeout` in total;
 // UNAVAILABLE (broker unreachable or restarting, or Anypoint down with no
@@ -133,6 +135,10 @@ struct ClientOptions {
   // served from the cache until it is within `min_ttl` of expiry, then
   // fetched with a GetToken RPC.
   bool watch = true;
+  // A cache entry (and its watch stream) unused by GetToken for this long is
+  // dropped; looked for at most every `idle_eviction / 2`, on GetToken.
+  // Zero or absl::InfiniteDuration(): never.
+  absl::Duration idle_eviction = absl::Minutes(15);
   ClientRetryOptions retry;
   // Reads the time to judge expiry; null: absl::Now. Deadlines always use
   // the real clock.
@@ -140,7 +146,8 @@ struct ClientOptions {
   // Waits between retries; null: absl::SleepFor.
   std::function<void(absl::Duration)> sleep;
   // Called on a gRPC thread after a watch updated the cache (OK) and when a
-  // watch ends (its final status; CANCELLED when the Client is destroyed).
+  // watch ends (its final status; CANCELLED when the Client is destroyed or
+  // the key was evicted).
   // For logging and tests; must not block or destroy the Client.
   std::function<void(const std::string& app, const absl::Status& status)>
       on_watch_event;
@@ -154,7 +161,9 @@ struct ClientStats {
   int64_t call_stream_rpcs = 0;  // CallStream RPC attempts.
   int64_t watches_started = 0;
   int64_t watch_updates = 0;  // Tokens received on watch streams.
-  int64_t watch_breaks = 0;   // Streams that ended other than by ~Client.
+  int64_t watch_breaks = 0;   // Streams that ended other than by ~Client
+                              // or eviction.
+  int64_t evictions = 0;      // Keys dropped after `idle_eviction` unused.
 };
 
 class Client {
@@ -219,6 +228,7 @@ class Client {
   struct Entry {
     std::optional<AccessToken> token;
     std::shared_ptr<WatchReactor> watch;  // Null when no stream is open.
+    absl::Time last_used;                 // By GetToken, on `clock`.
   };
 
   absl::Time Now() const;
@@ -237,6 +247,10 @@ class Client {
                     const anypoint::tokenbroker::v1::GetTokenResponse& token);
   void OnWatchDone(const Key& key, const WatchReactor* reactor,
                    const std::string& app, const grpc::Status& status);
+  // Drops the entries unused for `idle_eviction` (when a sweep is due) and
+  // returns their open streams, to be cancelled without the lock.
+  std::vector<std::shared_ptr<WatchReactor>> EvictIdleLocked(absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ClientConnection connection_;
   const ClientOptions options_;
@@ -250,12 +264,16 @@ class Client {
   std::map<Key, Entry> entries_ ABSL_GUARDED_BY(mu_);
   // Streams that have ended, to be deleted on a user thread.
   std::vector<std::shared_ptr<WatchReactor>> finished_ ABSL_GUARDED_BY(mu_);
+  // Streams of evicted entries, cancelled and waiting for their OnDone.
+  std::vector<std::shared_ptr<WatchReactor>> evicted_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   int active_watches_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t cache_hits_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t watches_started_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t watch_updates_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t watch_breaks_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace tokenbroker

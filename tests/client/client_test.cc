@@ -459,6 +459,50 @@ TEST_F(ClientTest, FallsBackToGetTokenWhenTheWatchBreaks) {
   EXPECT_EQ(fake_.get_token_calls(), 2);
 }
 
+TEST_F(ClientTest, IdleKeysAreEvictedWithTheirWatch) {
+  ClientOptions options;
+  options.idle_eviction = absl::Minutes(10);
+  MakeClient(options);
+  fake_.SetLifetime(absl::Hours(24));  // Valid throughout: only idleness.
+  ASSERT_THAT(client_->GetToken("exchange"), IsOk());
+  ASSERT_THAT(client_->GetToken("design"), IsOk());
+  fake_.WaitForWatches(2);
+  // "design" stays in use, "exchange" does not.
+  Advance(absl::Minutes(6));
+  ASSERT_THAT(client_->GetToken("design"), IsOk());  // Sweeps: none idle.
+  EXPECT_EQ(client_->stats().evictions, 0);
+  Advance(absl::Minutes(6));
+  ASSERT_THAT(client_->GetToken("design"), IsOk());  // Sweeps: "exchange".
+  EXPECT_EQ(client_->stats().evictions, 1);
+  // Its stream is cancelled, which is not a break.
+  EXPECT_THAT(events_.WaitFor(1), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(client_->stats().watch_breaks, 0);
+  EXPECT_EQ(fake_.get_token_calls(), 2);
+  // Asked for again: fetched and watched anew.
+  absl::StatusOr<AccessToken> again = client_->GetToken("exchange");
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->access_token, "token-3");
+  EXPECT_EQ(fake_.get_token_calls(), 3);
+  ClientStats stats = client_->stats();
+  EXPECT_EQ(stats.watches_started, 3);
+  EXPECT_EQ(stats.cache_hits, 2);
+  fake_.WaitForWatches(3);
+}
+
+TEST_F(ClientTest, InfiniteIdleEvictionKeepsEveryKey) {
+  ClientOptions options;
+  options.watch = false;
+  options.idle_eviction = absl::InfiniteDuration();
+  MakeClient(options);
+  fake_.SetLifetime(absl::Hours(48));
+  ASSERT_THAT(client_->GetToken("exchange"), IsOk());
+  Advance(absl::Hours(24));
+  ASSERT_THAT(client_->GetToken("design"), IsOk());
+  EXPECT_EQ(client_->GetToken("exchange")->access_token, "token-1");
+  EXPECT_EQ(client_->stats().evictions, 0);
+  EXPECT_EQ(fake_.get_token_calls(), 2);
+}
+
 TEST_F(ClientTest, EmptyAppWatchesTheAppTheBrokerPicked) {
   MakeClient();
   absl::StatusOr<AccessToken> token = client_->GetToken("", {"read:exchange"});
