@@ -112,6 +112,11 @@ class Client::WatchReactor final
 
   void Cancel() { context_.TryCancel(); }
 
+  // Under the Client's lock: the stream was cancelled because its key was
+  // evicted (so its end is not a break).
+  void MarkEvicted() { evicted_ = true; }
+  bool evicted() const { return evicted_; }
+
   void OnReadDone(bool ok) override {
     if (!ok) return;  // The stream is over; OnDone follows.
     client_->OnWatchToken(key_, response_);
@@ -127,6 +132,7 @@ class Client::WatchReactor final
  private:
   Client* const client_;
   const Key key_;
+  bool evicted_ = false;  // Guarded by the Client's mu_.
   grpc::ClientContext context_;
   v1::WatchTokenRequest request_;
   v1::GetTokenResponse response_;
@@ -320,26 +326,28 @@ void Client::OnWatchDone(const Key& key, const WatchReactor* reactor,
                          const std::string& app, const grpc::Status& status) {
   absl::Status result =
       FromGrpc(status, "TokenBroker.WatchToken", absl::InfiniteDuration());
-  auto is_reactor = [reactor](const std::shared_ptr<WatchReactor>& watch) {
-    return watch.get() == reactor;
-  };
   {
     absl::MutexLock lock(&mu_);
-    bool evicted = std::any_of(evicted_.begin(), evicted_.end(), is_reactor);
-    if (!shutting_down_ && !evicted) ++watch_breaks_;
+    if (!shutting_down_ && !reactor->evicted()) ++watch_breaks_;
+    // Detached from its entry first, so that a GetToken from now on opens a
+    // new stream; kept alive in `ending_` while this function runs.
+    auto it = entries_.find(key);
+    if (it != entries_.end() && it->second.watch.get() == reactor) {
+      ending_.push_back(std::move(it->second.watch));
+      it->second.watch = nullptr;
+    }
   }
   // Before the count drops, while the Client is surely alive.
   if (options_.on_watch_event) options_.on_watch_event(app, result);
   absl::MutexLock lock(&mu_);
-  auto it = entries_.find(key);
-  if (it != entries_.end() && it->second.watch.get() == reactor) {
-    finished_.push_back(std::move(it->second.watch));
-    it->second.watch = nullptr;
-  }
-  auto evicted = std::find_if(evicted_.begin(), evicted_.end(), is_reactor);
-  if (evicted != evicted_.end()) {
-    finished_.push_back(std::move(*evicted));
-    evicted_.erase(evicted);
+  auto ending =
+      std::find_if(ending_.begin(), ending_.end(),
+                   [reactor](const std::shared_ptr<WatchReactor>& watch) {
+                     return watch.get() == reactor;
+                   });
+  if (ending != ending_.end()) {
+    finished_.push_back(std::move(*ending));
+    ending_.erase(ending);
   }
   --active_watches_;
   // From here on the Client (and the reactor) may be destroyed.
@@ -462,7 +470,8 @@ std::vector<std::shared_ptr<Client::WatchReactor>> Client::EvictIdleLocked(
       continue;
     }
     if (it->second.watch != nullptr) {
-      evicted_.push_back(it->second.watch);
+      it->second.watch->MarkEvicted();
+      ending_.push_back(it->second.watch);
       cancel.push_back(std::move(it->second.watch));
     }
     it = entries_.erase(it);

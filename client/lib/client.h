@@ -264,8 +264,9 @@ class Client {
   std::map<Key, Entry> entries_ ABSL_GUARDED_BY(mu_);
   // Streams that have ended, to be deleted on a user thread.
   std::vector<std::shared_ptr<WatchReactor>> finished_ ABSL_GUARDED_BY(mu_);
-  // Streams of evicted entries, cancelled and waiting for their OnDone.
-  std::vector<std::shared_ptr<WatchReactor>> evicted_ ABSL_GUARDED_BY(mu_);
+  // Streams detached from their entry (evicted, or ended) until their
+  // OnWatchDone has run; then they move to `finished_`.
+  std::vector<std::shared_ptr<WatchReactor>> ending_ ABSL_GUARDED_BY(mu_);
   absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   int active_watches_ ABSL_GUARDED_BY(mu_) = 0;
