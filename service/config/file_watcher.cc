@@ -61,7 +61,10 @@ struct FileWatcher::State {
     if (stop_fd >= 0) close(stop_fd);
   }
 
-  void SetFiles(const std::vector<std::string>& files) {
+  // Watches the directories of `files` (and no others). Returns whether a
+  // directory is watched now that was not before.
+  bool SetFiles(const std::vector<std::string>& files) {
+    bool added = false;
     names_in_dir.clear();
     for (const std::string& file : files) {
       std::filesystem::path path(file);
@@ -88,7 +91,9 @@ struct FileWatcher::State {
       }
       watch_of_dir[dir] = wd;
       dir_of_watch[wd] = dir;
+      added = true;
     }
+    return added;
   }
 
   // Reads pending events; true if one concerns a watched file.
@@ -185,7 +190,12 @@ void FileWatcher::Loop() {
     }
     if (pending && SteadyClock::now() >= due) {
       pending = false;
-      state_->SetFiles(state_->on_change());
+      if (state_->SetFiles(state_->on_change())) {
+        // A file in a directory watched only from now on may have changed
+        // between on_change reading it and the watch: look once more.
+        pending = true;
+        due = SteadyClock::now() + absl::ToChronoNanoseconds(state_->debounce);
+      }
     }
   }
 }

@@ -31,7 +31,10 @@ std::vector<std::string> WatchedFiles(const Config& config);
 // `on_change` runs on the watcher's own thread, `debounce` after the last
 // of a burst of relevant events; it returns the files to watch from then on
 // (e.g. from the config it just reloaded). It may block (a reload); events
-// meanwhile are coalesced into one more call.
+// meanwhile are coalesced into one more call. When the files it returns lie
+// in a directory not watched before, it is called once more after
+// `debounce`: a change there between its reading and the new watch would
+// otherwise go unseen.
 //
 // Thread-safe. The destructor stops the thread (waiting for a running
 // `on_change` to return).
