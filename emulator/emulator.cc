@@ -6,11 +6,13 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -255,23 +257,58 @@ bool ForEachServerSocket(
   return done;
 }
 
-// Shuts down the TCP connection `req` arrived on, so that no byte of a
-// response reaches the client. The request's two endpoints identify the
-// socket uniquely; it stays open (httplib closes it after the handler
-// returns), so there is no race with descriptor reuse.
-bool ShutdownConnectionOf(const httplib::Request& req) {
-  return ForEachServerSocket(
+// The server side of the TCP connection `req` arrived on, or -1. The
+// request's two endpoints identify the socket uniquely; it stays open until
+// the handler returns (httplib closes it after that), so there is no race
+// with descriptor reuse while the handler runs.
+int ConnectionOf(const httplib::Request& req) {
+  int found = -1;
+  ForEachServerSocket(
       req.local_port,
-      [&req](int fd, const std::string& peer_host, int peer_port) {
+      [&req, &found](int fd, const std::string& peer_host, int peer_port) {
         if (peer_port != req.remote_port || peer_host != req.remote_addr) {
           return false;
         }
-        // RST instead of FIN once httplib closes the socket.
-        linger lin{1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
-        shutdown(fd, SHUT_RDWR);
+        found = fd;
         return true;
       });
+  return found;
+}
+
+// Shuts down the TCP connection `req` arrived on, so that no byte of a
+// response reaches the client.
+bool ShutdownConnectionOf(const httplib::Request& req) {
+  const int fd = ConnectionOf(req);
+  if (fd < 0) return false;
+  // RST instead of FIN once httplib closes the socket.
+  linger lin{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+  shutdown(fd, SHUT_RDWR);
+  return true;
+}
+
+// Waits `delay` before `req` is answered. Returns false, early, if the client
+// closes the connection (FIN or RST) meanwhile. Only the hang-up is watched,
+// not readable data, so a pipelined request does not end the wait. If the
+// socket cannot be found, just sleeps.
+bool WaitUnlessClientCloses(const httplib::Request& req, absl::Duration delay) {
+  const absl::Time end = absl::Now() + delay;
+  const int fd = ConnectionOf(req);
+  while (fd >= 0) {
+    const absl::Duration left = end - absl::Now();
+    if (left <= absl::ZeroDuration()) return true;
+    pollfd watched{fd, POLLRDHUP, 0};
+    const int n = poll(&watched, 1,
+                       static_cast<int>(absl::ToInt64Milliseconds(
+                           absl::Ceil(left, absl::Milliseconds(1)))));
+    if (n < 0 && errno == EINTR) continue;
+    if (n > 0 && (watched.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+      return false;
+    }
+    if (n != 0) break;  // Not a hang-up (e.g. POLLNVAL): sleep the rest.
+  }
+  absl::SleepFor(end - absl::Now());
+  return true;
 }
 
 std::string FormatTimestamp(absl::Time t) {
@@ -423,9 +460,11 @@ class Emulator::Impl {
   void RegisterRoutes(httplib::Server& server);
   std::optional<Fault> TakeFault(const std::string& endpoint)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Returns true if the fault produced the whole response.
-  bool ApplyFault(const Fault& fault, const httplib::Request& req,
-                  httplib::Response& res);
+  // Returns true if the fault produced the whole response. `counter` names
+  // the endpoint in Counters.
+  bool ApplyFault(const Fault& fault, const std::string& counter,
+                  const httplib::Request& req, httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void LogRequest(const httplib::Request& req, const httplib::Response& res,
                   const std::string& endpoint, absl::Duration elapsed,
                   const std::optional<Fault>& fault);
@@ -654,7 +693,7 @@ void Emulator::Impl::Route(httplib::Server& server, const std::string& method,
     }
     std::optional<Fault> fault;
     if (!fault_endpoint.empty()) fault = TakeFault(fault_endpoint);
-    if (!fault.has_value() || !ApplyFault(*fault, req, res)) {
+    if (!fault.has_value() || !ApplyFault(*fault, counter, req, res)) {
       handler(req, res);
     }
     if (!counter.empty())
@@ -686,12 +725,19 @@ std::optional<Fault> Emulator::Impl::TakeFault(const std::string& endpoint) {
   return std::nullopt;
 }
 
-bool Emulator::Impl::ApplyFault(const Fault& fault, const httplib::Request& req,
+bool Emulator::Impl::ApplyFault(const Fault& fault, const std::string& counter,
+                                const httplib::Request& req,
                                 httplib::Response& res) {
   switch (fault.kind) {
-    case FaultKind::kLatency:
-      absl::SleepFor(absl::Milliseconds(fault.latency_ms));
-      return false;
+    case FaultKind::kLatency: {
+      if (WaitUnlessClientCloses(req, absl::Milliseconds(fault.latency_ms))) {
+        return false;
+      }
+      absl::MutexLock lock(&mu_);
+      ++counters_.aborted_by_client[counter];
+      res.status = 499;  // For the log only: the client is gone.
+      return true;
+    }
     case FaultKind::kStatus500:
       SetMessage(res, 500, "Internal Server Error (injected fault)");
       return true;
@@ -1540,6 +1586,7 @@ absl::StatusOr<Fault> ParseFault(const json& body) {
 json CountersToJson(const Counters& counters) {
   return json{{"token_requests_by_client", counters.token_requests_by_client},
               {"requests_by_endpoint", counters.requests_by_endpoint},
+              {"aborted_by_client", counters.aborted_by_client},
               {"connections", counters.connections},
               {"tokens_issued", counters.tokens_issued}};
 }

@@ -97,7 +97,9 @@ absl::StatusOr<Fixture> ParseFixture(absl::string_view yaml,
 absl::StatusOr<Fixture> LoadFixtureFile(const std::string& path);
 
 enum class FaultKind {
-  kLatency,       // sleep latency_ms, then answer normally
+  kLatency,       // wait latency_ms, then answer normally; if the client
+                  // closes the connection meanwhile, stop waiting, answer
+                  // nothing and count it in Counters::aborted_by_client
   kStatus500,     // 500 JSON {"message":...}
   kRateLimit503,  // 503, empty body, X-RateLimit-Reset = now +
                   // retry_after_seconds (epoch seconds)
@@ -135,6 +137,10 @@ struct Counters {
   // designcenter_projects, exchange_assets, cloudhub_applications, echo,
   // authed_echo, not_found. The control API is not counted.
   std::map<std::string, int64_t> requests_by_endpoint;
+  // Requests whose client closed the connection while a latency fault held
+  // the answer back, keyed like requests_by_endpoint: proof that a client
+  // (the broker) abandoned its upstream transfer rather than read the answer.
+  std::map<std::string, int64_t> aborted_by_client;
   // TCP connections accepted (counted exactly: one per accepted socket).
   int64_t connections = 0;
   int64_t tokens_issued = 0;  // access and refresh tokens

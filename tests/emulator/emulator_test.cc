@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/poll_until.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tokenbroker::emulator {
@@ -25,6 +26,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::tokenbroker::testing::IsOk;
+using ::tokenbroker::testing::PollUntil;
 using ::tokenbroker::testing::StatusIs;
 
 constexpr char kOrg[] = "c6e1c1b0-4b2f-4c6e-9d8a-1a2b3c4d5e6f";
@@ -615,6 +617,41 @@ TEST_F(EmulatorTest, FaultCountAndEndpointSelection) {
   EXPECT_EQ(client_->Get("/_emulator/counters")->status, 200);  // never
   emulator_->ClearFaults();
   EXPECT_EQ(GetProjects(token)->status, 200);
+}
+
+TEST_F(EmulatorTest, LatencyFaultCountsClientsThatGoAway) {
+  Fault fault;
+  fault.endpoint = "echo";
+  fault.kind = FaultKind::kLatency;
+  fault.count = 1;
+
+  // A client that waits for the answer gets it; nothing counts as aborted.
+  fault.latency_ms = 50;
+  emulator_->AddFault(fault);
+  httplib::Result res = client_->Get("/_emulator/echo/patient");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_THAT(emulator_->GetCounters().aborted_by_client, IsEmpty());
+
+  // A client that gives up first closes the connection: the emulator stops
+  // waiting (long before the latency is over) and counts the abort.
+  fault.latency_ms = 120000;
+  emulator_->AddFault(fault);
+  httplib::Client impatient("127.0.0.1", emulator_->port());
+  impatient.set_read_timeout(0, 200000);
+  EXPECT_FALSE(impatient.Get("/_emulator/echo/impatient"));
+  ASSERT_TRUE(PollUntil([&] {
+    return emulator_->GetCounters().aborted_by_client["echo"] == 1;
+  })) << "the emulator saw the client close the connection";
+  Counters counters = emulator_->GetCounters();
+  EXPECT_EQ(counters.requests_by_endpoint["echo"], 2);
+  EXPECT_EQ(counters.aborted_by_client.size(), 1u);
+
+  res = client_->Get("/_emulator/counters");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(Json(res)["aborted_by_client"]["echo"], 1);
+  // The fault was used up: the next request is answered at once.
+  EXPECT_EQ(client_->Get("/_emulator/echo/after")->status, 200);
 }
 
 // --- Counters ---------------------------------------------------------------
