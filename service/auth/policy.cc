@@ -2,9 +2,10 @@
 
 #include <algorithm>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
+#include "service/common/path_segments.h"
 
 namespace tokenbroker {
 namespace {
@@ -35,23 +36,6 @@ absl::Status NoGrant(const CallerConfig& caller, const AppConfig& app) {
   return absl::PermissionDeniedError(
       absl::StrCat("caller ", caller.name, " has no grant for app ", app.name,
                    "; ask the broker's operators to add one"));
-}
-
-// "." or "..", also percent-encoded ("%2e", "%2E.", ...).
-bool IsDotSegment(absl::string_view segment) {
-  int dots = 0;
-  while (!segment.empty()) {
-    if (segment[0] == '.') {
-      segment.remove_prefix(1);
-    } else if (segment.size() >= 3 && segment[0] == '%' && segment[1] == '2' &&
-               (segment[2] == 'e' || segment[2] == 'E')) {
-      segment.remove_prefix(3);
-    } else {
-      return false;
-    }
-    if (++dots > 2) return false;
-  }
-  return dots > 0;
 }
 
 }  // namespace
@@ -118,26 +102,22 @@ absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc) {
 bool RouteMatches(const RouteRule& rule, absl::string_view method,
                   absl::string_view path) {
   if (rule.method != "*" && rule.method != method) return false;
-  path = path.substr(0, path.find('?'));
-  if (path.empty() || path[0] != '/') return false;
-  path.remove_prefix(1);
-  std::vector<absl::string_view> segments = absl::StrSplit(path, '/');
-  for (absl::string_view segment : segments) {
-    // The server would resolve a dot segment to a path outside the rule.
-    if (IsDotSegment(segment)) return false;
-  }
+  // The segments as the Call validator checked them and the server will
+  // decode them; a path the validator refuses never matches.
+  absl::StatusOr<std::vector<std::string>> segments = SplitPathSegments(path);
+  if (!segments.ok()) return false;
   size_t i = 0;
   for (; i < rule.segments.size(); ++i) {
     const std::string& pattern = rule.segments[i];
     if (pattern == "**") return true;  // The rest, possibly nothing.
-    if (i >= segments.size()) return false;
+    if (i >= segments->size()) return false;
     if (pattern == "*") {
-      if (segments[i].empty()) return false;
-    } else if (pattern != segments[i]) {
+      if ((*segments)[i].empty()) return false;
+    } else if (pattern != (*segments)[i]) {
       return false;
     }
   }
-  return i == segments.size();
+  return i == segments->size();
 }
 
 }  // namespace tokenbroker

@@ -34,8 +34,12 @@ absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc);
 bool GrantCoversScopes(const AppGrant& grant,
                        const std::vector<std::string>& scopes);
 
-// Whether `rule` matches `method` and the path part of `path`. A path with
-// a "." or ".." segment (also percent-encoded) never matches.
+// Whether `rule` matches `method` and the path part of `path` (the query is
+// ignored). The path is split with SplitPathSegments()
+// (service/common/path_segments.h), as ValidateCallRequest does, and each
+// rule segment is compared with the percent-decoded segment (what the server
+// sees). A path that SplitPathSegments refuses ("." or ".." segments, ';'
+// path parameters, invalid UTF-8, malformed escapes, ...) never matches.
 bool RouteMatches(const RouteRule& rule, absl::string_view method,
                   absl::string_view path);
 

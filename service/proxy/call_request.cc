@@ -8,41 +8,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "service/common/path_segments.h"
 
 namespace tokenbroker {
 namespace {
 
-constexpr int kMaxDecodeRounds = 4;
-
 bool IsTchar(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string::npos;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Decodes %XX escapes once. A '%' not followed by two hex digits is an
-// error: servers disagree on what it means.
-bool PercentDecode(absl::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    int hi = HexValue(in[i + 1]);
-    int lo = HexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
 }
 
 absl::Status PathError(absl::string_view why) {
@@ -52,42 +25,17 @@ absl::Status PathError(absl::string_view why) {
                    "/accounts/api/me or /exchange/api/v2/assets/search?q=x"));
 }
 
-// Checks one path segment through every level of percent-encoding.
-absl::Status CheckSegment(absl::string_view raw) {
-  std::string current(raw);
-  std::string decoded;
-  for (int round = 0; round < kMaxDecodeRounds; ++round) {
-    if (current == "." || current == "..") {
-      return PathError("'.' and '..' segments are not allowed");
-    }
-    for (char c : current) {
-      if (c == '\0' || c == '\r' || c == '\n') {
-        return PathError("NUL, CR and LF are not allowed, even encoded");
-      }
-      if (round > 0 && (c == '/' || c == '\\')) {
-        return PathError("encoded '/' or '\\' is not allowed in a segment");
-      }
-    }
-    if (current.find('%') == std::string::npos) return absl::OkStatus();
-    if (!PercentDecode(current, &decoded)) {
-      return PathError("'%' must be followed by two hex digits");
-    }
-    current.swap(decoded);
-  }
-  return PathError("too many levels of percent-encoding");
-}
-
 absl::Status CheckQuery(absl::string_view query) {
   std::string current(query);
   std::string decoded;
-  for (int round = 0; round < kMaxDecodeRounds; ++round) {
+  for (int round = 0; round < kMaxPercentDecodeLevels; ++round) {
     for (char c : current) {
       if (c == '\0' || c == '\r' || c == '\n') {
         return PathError("NUL, CR and LF are not allowed in the query");
       }
     }
     if (current.find('%') == std::string::npos) return absl::OkStatus();
-    if (!PercentDecode(current, &decoded)) {
+    if (!PercentDecodeOnce(current, &decoded)) {
       return PathError("'%' in the query must be followed by two hex digits");
     }
     current.swap(decoded);
@@ -110,6 +58,51 @@ bool IsForbiddenRequestHeader(absl::string_view name) {
     if (absl::EqualsIgnoreCase(name, forbidden)) return true;
   }
   return absl::StartsWithIgnoreCase(name, "proxy-");
+}
+
+// Headers that reverse proxies, gateways and web frameworks honour to change
+// the method, the path, the host, the scheme or the client's address of a
+// request. Forwarded, they would let the caller change the request after the
+// broker's route check (X-HTTP-Method-Override: DELETE on a granted GET,
+// X-Original-URL: /accounts/api/me on a granted path).
+bool IsOverrideHeader(absl::string_view name) {
+  static const char* const kPrefixes[] = {
+      "x-forwarded-",   // -For, -Host, -Proto, -Prefix, -Port, -Uri, ...
+      "x-original-",    // -URL, -URI, -Method, -Host, -Path (IIS, nginx).
+      "x-http-method",  // X-HTTP-Method and X-HTTP-Method-Override.
+      "x-envoy-",       // Envoy's control headers (original path, ...).
+  };
+  for (const char* prefix : kPrefixes) {
+    if (absl::StartsWithIgnoreCase(name, prefix)) return true;
+  }
+  static const char* const kExact[] = {
+      // Method overrides.
+      "x-method-override",
+      // Path overrides (IIS URL Rewrite, Symfony, Zend, Spring).
+      "x-rewrite-url",
+      // Host and scheme.
+      "forwarded",
+      "x-host",
+      "x-url-scheme",
+      "x-scheme",
+      "front-end-https",
+      // The client's address (trusted by IP allow lists and rate limits).
+      "x-real-ip",
+      "x-client-ip",
+      "client-ip",
+      "true-client-ip",
+      "x-cluster-client-ip",
+      "cf-connecting-ip",
+      "fastly-client-ip",
+      "x-originating-ip",
+      "x-remote-ip",
+      "x-remote-addr",
+      "x-proxyuser-ip",
+  };
+  for (const char* exact : kExact) {
+    if (absl::EqualsIgnoreCase(name, exact)) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -138,9 +131,7 @@ absl::Status ValidateCallRequest(absl::string_view method,
     return absl::InvalidArgumentError(
         absl::StrCat("path: longer than ", limits.max_path_bytes, " bytes"));
   }
-  if (absl::StartsWith(path, "//")) {
-    return PathError("'//' would name a host");
-  }
+  // The query too: printable ASCII, no '\\', no fragment.
   for (char c : path) {
     unsigned char u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f) {
@@ -150,17 +141,15 @@ absl::Status ValidateCallRequest(absl::string_view method,
     if (c == '\\') return PathError("'\\' is not allowed");
     if (c == '#') return PathError("a fragment ('#') is not allowed");
   }
+  // The path's segments as the route matcher (RouteMatches) sees them.
+  if (absl::StatusOr<std::vector<std::string>> segments =
+          SplitPathSegments(path);
+      !segments.ok()) {
+    return PathError(segments.status().message());
+  }
   absl::string_view query;
   if (size_t q = path.find('?'); q != absl::string_view::npos) {
     query = path.substr(q + 1);
-    path = path.substr(0, q);
-  }
-  if (absl::StrContains(path, '@')) {
-    return PathError("'@' is not allowed (it reads as userinfo)");
-  }
-  std::vector<absl::string_view> segments = absl::StrSplit(path.substr(1), '/');
-  for (absl::string_view segment : segments) {
-    if (absl::Status s = CheckSegment(segment); !s.ok()) return s;
   }
   if (absl::Status s = CheckQuery(query); !s.ok()) return s;
 
@@ -180,6 +169,13 @@ absl::Status ValidateCallRequest(absl::string_view method,
           " may not be set by the caller (the broker sets Authorization, "
           "Host and Content-Length itself; cookies, Proxy-* and hop-by-hop "
           "headers are not forwarded)"));
+    }
+    if (IsOverrideHeader(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "headers: ", name,
+          " may not be set by the caller: proxies and frameworks in front of "
+          "Anypoint may honour it to change the method, path, host, scheme or "
+          "client address after the broker checked the route"));
     }
     if (name.size() + value.size() > limits.max_header_bytes) {
       return absl::InvalidArgumentError(

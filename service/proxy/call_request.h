@@ -19,17 +19,26 @@ struct CallLimits {
 };
 
 // Checks a caller's request before any network I/O, so that it can reach
-// only the app's base URL:
+// only the app's base URL and the upstream sees the request the route policy
+// was checked against:
 // - method: GET, HEAD, POST, PUT, PATCH or DELETE (upper case);
-// - path: origin form ("/a/b?q"), no scheme, host, port or userinfo (no
-//   leading "//", no '@' before the query, no '\'), no fragment, only
-//   printable ASCII; after percent-decoding (repeatedly, so double encoding
-//   is seen through) no "." or ".." segment, no encoded '/' or '\', no NUL,
-//   CR or LF anywhere;
+// - path: origin form ("/a/b?q"), only printable ASCII, no '\' and no
+//   fragment anywhere; the part before the query must split into segments
+//   with SplitPathSegments() (service/common/path_segments.h), the same
+//   function the route matcher uses: no host ("//"), no '@', and in every
+//   segment, raw or decoded at any level, no ';' (path parameters such as
+//   "..;"), no "." or ".." segment, no encoded '/' or '\', no control
+//   character, no malformed '%' escape, only valid UTF-8 (no overlong
+//   forms such as %c0%ae); the query: no NUL, CR or LF after decoding, no
+//   malformed escape;
 // - headers: valid names; no CR, LF or NUL in values; the caller may not
 //   set Authorization, Host, Cookie, Proxy-*, Content-Length or hop-by-hop
 //   headers (Connection, Keep-Alive, Transfer-Encoding, TE, Trailer,
-//   Upgrade): such a request is rejected, never silently changed;
+//   Upgrade), nor headers that proxies and frameworks honour to override
+//   the method, path, host, scheme or client address (X-HTTP-Method-Override,
+//   X-HTTP-Method, X-Method-Override, X-Original-*, X-Rewrite-URL,
+//   X-Forwarded-*, Forwarded, X-Real-IP and the like, X-Envoy-*): such a
+//   request is rejected, never silently changed;
 // - sizes: path, header count and size, body (RESOURCE_EXHAUSTED).
 // Errors: INVALID_ARGUMENT (or RESOURCE_EXHAUSTED) naming the field and the
 // reason. Messages never quote header values (they may hold credentials).

@@ -123,7 +123,45 @@ INSTANTIATE_TEST_SUITE_P(
         RouteCase{"GET /orgs/**", "GET", "/orgs/%2e%2e/admin", false},
         RouteCase{"GET /orgs/**", "GET", "/orgs/%2E./admin", false},
         RouteCase{"* /**", "GET", "/..", false},
-        RouteCase{"GET /orgs/**", "GET", "/orgs/a..b/c", true}));
+        RouteCase{"GET /orgs/**", "GET", "/orgs/a..b/c", true},
+        // Path parameters: servlet containers read "..;" as "..", so
+        // "/designcenter/..;/accounts/api/me" is /accounts/api/me there.
+        RouteCase{"GET /designcenter/**", "GET",
+                  "/designcenter/..;/accounts/api/me", false},
+        RouteCase{"GET /designcenter/**", "GET",
+                  "/designcenter/..%3b/accounts/api/me", false},
+        RouteCase{"GET /designcenter/**", "GET",
+                  "/designcenter/..%3B/accounts/api/me", false},
+        RouteCase{"GET /designcenter/**", "GET",
+                  "/designcenter/..%253b/accounts/api/me", false},
+        RouteCase{"GET /designcenter/**", "GET", "/designcenter/.;/x", false},
+        RouteCase{"GET /designcenter/**", "GET",
+                  "/designcenter/%2e%2e;x=1/accounts/api/me", false},
+        RouteCase{"GET /designcenter/*", "GET", "/designcenter/a;b", false},
+        // Overlong and invalid UTF-8, malformed escapes.
+        RouteCase{"GET /designcenter/**", "GET",
+                  "/designcenter/%c0%ae%c0%ae/accounts/api/me", false},
+        RouteCase{"GET /designcenter/**", "GET",
+                  "/designcenter/%e0%80%ae%e0%80%ae/accounts", false},
+        RouteCase{"GET /designcenter/*", "GET", "/designcenter/%ed%a0%80",
+                  false},
+        RouteCase{"GET /designcenter/**", "GET",
+                  "/designcenter/%ef%bc%8e%ef%bc%8e/accounts", false},
+        RouteCase{"GET /designcenter/*", "GET", "/designcenter/%zz", false},
+        RouteCase{"GET /designcenter/*", "GET", "/designcenter/a%", false},
+        // Encoded separators and other things the validator refuses.
+        RouteCase{"GET /designcenter/*", "GET", "/designcenter/a%2fb", false},
+        RouteCase{"GET /designcenter/**", "GET", "/designcenter/a\\b", false},
+        RouteCase{"GET /designcenter/**", "GET", "/designcenter/a b", false},
+        RouteCase{"GET /designcenter/**", "GET", "/designcenter/a#b", false},
+        // Segments compare decoded, as the server sees them.
+        RouteCase{"GET /accounts/api/me", "GET", "/accounts/api/m%65", true},
+        RouteCase{"GET /orgs/*/envs", "GET", "/orgs/o%201/envs", true},
+        RouteCase{"GET /designcenter/**", "GET", "/designcenter/caf%c3%a9",
+                  true},
+        // A ';' in the query is not a path parameter.
+        RouteCase{"GET /accounts/api/me", "GET", "/accounts/api/me?a=1;b=..;",
+                  true}));
 
 constexpr char kCallers[] =
     "  - name: reader\n"
