@@ -6,16 +6,14 @@
 
 namespace tokenbroker {
 
-Refresher::Refresher(TokenCache& cache, const Clock& clock)
-    : cache_(cache), clock_(clock) {}
+Refresher::Refresher(const Clock& clock) : clock_(clock) {}
 
 Refresher::~Refresher() { Stop(); }
 
-void Refresher::Start() {
-  cache_.SetScheduleListener([this] { Kick(); });
-  thread_ = std::thread([this] {
+void Refresher::Start(TokenCache& cache) {
+  thread_ = std::thread([this, &cache] {
     SetCurrentThreadName("tb-refresh");
-    Loop();
+    Loop(cache);
   });
 }
 
@@ -34,9 +32,9 @@ void Refresher::Kick() {
 
 bool Refresher::Woken() const { return stopping_ || kicked_; }
 
-void Refresher::Loop() {
+void Refresher::Loop(TokenCache& cache) {
   while (true) {
-    absl::Duration wait = cache_.NextDue() - clock_.Now();
+    absl::Duration wait = cache.NextDue() - clock_.Now();
     // Re-check at least once a minute in case the clock jumps.
     wait = std::clamp(wait, absl::ZeroDuration(), absl::Minutes(1));
     {
@@ -45,7 +43,7 @@ void Refresher::Loop() {
       if (stopping_) return;
       kicked_ = false;
     }
-    cache_.RunDue();
+    cache.RunDue();
   }
 }
 

@@ -15,27 +15,29 @@ namespace tokenbroker {
 // RunDue(). It never sleeps per key. Tests with a fake clock call
 // TokenCache::RunDue() themselves instead.
 //
+// Created before the cache, whose TokenCacheHooks::on_schedule calls
+// Kick(); Start() then begins driving that cache.
+//
 // Thread-safe. Stop() (or the destructor) joins the thread.
 class Refresher {
  public:
-  Refresher(TokenCache& cache, const Clock& clock);
+  explicit Refresher(const Clock& clock);
   ~Refresher();
 
   Refresher(const Refresher&) = delete;
   Refresher& operator=(const Refresher&) = delete;
 
-  // Installs itself as the cache's schedule listener and starts the thread.
-  void Start();
+  // Starts the thread; `cache` must outlive Stop(). Once only.
+  void Start(TokenCache& cache);
   void Stop();
 
-  // Wakes the thread to re-read the schedule.
+  // Wakes the thread to re-read the schedule (a no-op before Start()).
   void Kick();
 
  private:
-  void Loop();
+  void Loop(TokenCache& cache);
   bool Woken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  TokenCache& cache_;
   const Clock& clock_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

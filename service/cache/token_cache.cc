@@ -22,11 +22,8 @@ struct TokenCache::Entry {
 
   bool fetching = false;
   uint64_t generation = 0;  // Of the fetch in flight; stale results dropped.
-  struct Waiter {
-    TokenResultCallback done;
-    bool accept_valid_on_failure;  // Serve a still-valid token if it fails.
-  };
-  std::vector<Waiter> waiters;
+  // Parked callers, by waiter id.
+  std::map<uint64_t, std::shared_ptr<internal::TokenWaiter>> waiters;
 
   std::unique_ptr<BackoffPolicy> backoff;  // Set while failing.
   absl::Time retry_not_before = absl::InfinitePast();
@@ -48,8 +45,12 @@ struct TokenCache::Pending {
     uint64_t generation;
   };
   std::vector<Fetch> fetches;
-  std::vector<std::pair<TokenResultCallback, absl::StatusOr<TokenPtr>>>
+  std::vector<std::pair<std::shared_ptr<internal::TokenWaiter>,
+                        absl::StatusOr<TokenPtr>>>
       completions;
+  // Answers to callers that were never parked (hits, refusals).
+  std::vector<std::pair<TokenResultCallback, absl::StatusOr<TokenPtr>>>
+      immediate;
   std::vector<std::pair<TokenListener, absl::StatusOr<TokenPtr>>> notifications;
   bool schedule_changed = false;
   std::vector<std::pair<TokenRequest, absl::Status>> fetch_outcomes;
@@ -79,6 +80,12 @@ absl::Status CallerError(const TokenRequest& request, const absl::Status& error,
   return absl::Status(code, message);
 }
 
+// Rejected credentials (or an unknown app): retrying soon cannot help.
+bool IsRejection(const absl::Status& error) {
+  return error.code() == absl::StatusCode::kFailedPrecondition ||
+         error.code() == absl::StatusCode::kNotFound;
+}
+
 }  // namespace
 
 std::string CacheKey(const TokenRequest& request) {
@@ -98,23 +105,70 @@ std::string TokenFingerprint(absl::string_view token) {
 }
 
 TokenCache::TokenCache(TokenSource& source, const Clock& clock,
-                       CachePolicy policy, std::function<double()> uniform01)
-    : source_(source), clock_(clock), policy_(policy) {
+                       CachePolicy policy, std::function<double()> uniform01,
+                       TokenCacheHooks hooks)
+    : source_(source),
+      clock_(clock),
+      policy_(policy),
+      hooks_(std::move(hooks)) {
   absl::MutexLock lock(&mu_);
   uniform01_ = uniform01 ? std::move(uniform01) : RandomUniform01;
   backoff_prototype_ = std::make_unique<ExponentialBackoffPolicy>(
       policy_.backoff_base, policy_.backoff_max, uniform01_);
 }
 
-TokenCache::~TokenCache() = default;
-
-void TokenCache::SetScheduleListener(std::function<void()> listener) {
-  schedule_listener_ = std::move(listener);
+TokenCache::~TokenCache() {
+  // Fetches still in flight report to a cache that is gone: their owner
+  // (the HTTP client) must be stopped first. Waiters still parked are
+  // answered here, and their handles no longer reach this cache.
+  std::vector<WaiterPtr> waiters;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, entry] : entries_) {
+      for (auto& [id, waiter] : entry->waiters) waiters.push_back(waiter);
+      entry->waiters.clear();
+    }
+  }
+  for (const WaiterPtr& waiter : waiters) {
+    waiter->Detach();
+    waiter->Complete(absl::CancelledError(
+        "the broker is shutting down; no token was fetched"));
+  }
 }
 
-void TokenCache::SetFetchObserver(
-    std::function<void(const TokenRequest&, const absl::Status&)> observer) {
-  fetch_observer_ = std::move(observer);
+TokenCache::WaiterPtr TokenCache::NewWaiter(const std::string& key,
+                                            absl::Time deadline,
+                                            bool accept_valid_on_failure,
+                                            TokenResultCallback done) {
+  internal::WaiterRegistry* registry = this;
+  return std::make_shared<internal::TokenWaiter>(std::move(done), registry, key,
+                                                 next_waiter_id_++, deadline,
+                                                 accept_valid_on_failure);
+}
+
+void TokenCache::Park(Entry& entry, WaiterPtr waiter, Pending& pending) {
+  if (static_cast<int>(entry.waiters.size()) >= policy_.max_waiters_per_key) {
+    waiters_refused_.fetch_add(1, std::memory_order_relaxed);
+    pending.completions.emplace_back(
+        std::move(waiter),
+        absl::ResourceExhaustedError(absl::StrCat(
+            "too many callers are waiting for a token of app ",
+            entry.request.app, " (cache.max_waiters_per_key = ",
+            policy_.max_waiters_per_key, "); retry with backoff")));
+    return;
+  }
+  waits_.fetch_add(1, std::memory_order_relaxed);
+  uint64_t id = waiter->id();
+  entry.waiters.emplace(id, std::move(waiter));
+}
+
+void TokenCache::Withdraw(const std::string& key, uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  if (it->second->waiters.erase(id) > 0) {
+    withdrawn_.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 void TokenCache::SetPolicy(const CachePolicy& policy) {
@@ -187,14 +241,27 @@ void TokenCache::Unschedule(Entry& entry) {
   entry.scheduled = absl::InfiniteFuture();
 }
 
+TokenWait TokenCache::Await(const TokenRequest& request, absl::Duration min_ttl,
+                            absl::Time deadline, TokenResultCallback done) {
+  return TokenWait(Enqueue(request, min_ttl, deadline, std::move(done)));
+}
+
 void TokenCache::Get(const TokenRequest& request, absl::Duration min_ttl,
                      TokenResultCallback done) {
+  Enqueue(request, min_ttl, clock_.Now(), std::move(done));
+}
+
+TokenCache::WaiterPtr TokenCache::Enqueue(const TokenRequest& request,
+                                          absl::Duration min_ttl,
+                                          absl::Time deadline,
+                                          TokenResultCallback done) {
   std::string key = CacheKey(request);
   if (TokenPtr token = Lookup(key, min_ttl)) {
     done(std::move(token));
-    return;
+    return nullptr;
   }
   Pending pending;
+  WaiterPtr parked;
   {
     absl::MutexLock lock(&mu_);
     absl::Time now = clock_.Now();
@@ -204,39 +271,58 @@ void TokenCache::Get(const TokenRequest& request, absl::Duration min_ttl,
                      EffectiveMinTtl(*entry.token, min_ttl)) {
       // Another caller's fetch completed between Lookup() and here.
       hits_.fetch_add(1, std::memory_order_relaxed);
-      pending.completions.emplace_back(std::move(done), entry.token);
-    } else if (entry.fetching) {
-      waits_.fetch_add(1, std::memory_order_relaxed);
-      entry.waiters.push_back({std::move(done), true});
-    } else if (now < entry.retry_not_before) {
-      // Backing off: answer now rather than add upstream traffic.
+      pending.immediate.emplace_back(std::move(done), entry.token);
+    } else if (now < entry.retry_not_before && !entry.fetching &&
+               (valid || deadline <= entry.retry_not_before ||
+                IsRejection(entry.last_error))) {
+      // Backing off, and this caller cannot (or need not) wait for the next
+      // try: answer now rather than add upstream traffic.
       if (valid) {
         stale_served_.fetch_add(1, std::memory_order_relaxed);
-        pending.completions.emplace_back(std::move(done), entry.token);
+        pending.immediate.emplace_back(std::move(done), entry.token);
       } else {
-        pending.completions.emplace_back(
+        pending.immediate.emplace_back(
             std::move(done), CallerError(entry.request, entry.last_error, now,
                                          entry.retry_not_before));
       }
     } else {
-      waits_.fetch_add(1, std::memory_order_relaxed);
-      entry.waiters.push_back({std::move(done), true});
-      BeginFetch(entry, pending);
+      // Waits for the fetch in flight, a new one, or (backing off) the one
+      // scheduled at retry_not_before.
+      parked = NewWaiter(entry.key, deadline, true, std::move(done));
+      Park(entry, parked, pending);
+      if (!entry.fetching && now >= entry.retry_not_before) {
+        BeginFetch(entry, pending);
+      }
     }
   }
   RunPending(pending);
+  return parked;
+}
+
+TokenWait TokenCache::AwaitRefresh(const TokenRequest& request,
+                                   TokenResultCallback done) {
+  return TokenWait(EnqueueRefresh(request, std::move(done)));
 }
 
 void TokenCache::Refresh(const TokenRequest& request,
                          TokenResultCallback done) {
+  EnqueueRefresh(request, std::move(done));
+}
+
+TokenCache::WaiterPtr TokenCache::EnqueueRefresh(const TokenRequest& request,
+                                                 TokenResultCallback done) {
   Pending pending;
+  WaiterPtr waiter;
   {
     absl::MutexLock lock(&mu_);
     Entry& entry = FindOrCreate(request, clock_.Now());
-    entry.waiters.push_back({std::move(done), false});
+    waiter =
+        NewWaiter(entry.key, absl::InfiniteFuture(), false, std::move(done));
+    Park(entry, waiter, pending);
     if (!entry.fetching) BeginFetch(entry, pending);
   }
   RunPending(pending);
+  return waiter;
 }
 
 uint64_t TokenCache::Watch(const TokenRequest& request,
@@ -308,8 +394,8 @@ std::vector<TokenPtr> TokenCache::DropApp(absl::string_view app) {
       if (entry.token != nullptr) dropped.push_back(entry.token);
       absl::Status revoked = absl::AbortedError(absl::StrCat(
           "the token of app ", app, " was revoked; ask again for a new one"));
-      for (auto& waiter : entry.waiters) {
-        pending.completions.emplace_back(std::move(waiter.done), revoked);
+      for (auto& [id, waiter] : entry.waiters) {
+        pending.completions.emplace_back(std::move(waiter), revoked);
       }
       for (auto& [id, listener] : entry.watchers) {
         pending.notifications.emplace_back(listener, revoked);
@@ -370,7 +456,7 @@ void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
     absl::Time now = clock_.Now();
     entry.fetching = false;
     pending.fetch_outcomes.emplace_back(entry.request, result.status());
-    std::vector<Entry::Waiter> waiters = std::move(entry.waiters);
+    std::map<uint64_t, WaiterPtr> waiters = std::move(entry.waiters);
     entry.waiters.clear();
 
     if (result.ok()) {
@@ -386,12 +472,16 @@ void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
       entry.retry_not_before = absl::InfinitePast();
       absl::Duration lifetime = token->expires_at - token->issued_at;
       double jitter = policy_.refresh_jitter * (2.0 * uniform01_() - 1.0);
-      Schedule(entry,
-               token->issued_at +
-                   lifetime * (policy_.refresh_fraction * (1.0 + jitter)),
-               pending);
-      for (auto& waiter : waiters) {
-        pending.completions.emplace_back(std::move(waiter.done), token);
+      // However short the token's life, never refresh sooner than the
+      // backoff floor: a token endpoint answering tiny lifetimes must not
+      // turn the refresher into a loop.
+      absl::Time refresh_at =
+          std::max(token->issued_at +
+                       lifetime * (policy_.refresh_fraction * (1.0 + jitter)),
+                   now + policy_.backoff_base);
+      Schedule(entry, refresh_at, pending);
+      for (auto& [id, waiter] : waiters) {
+        pending.completions.emplace_back(std::move(waiter), token);
       }
       for (const auto& [id, listener] : entry.watchers) {
         pending.notifications.emplace_back(listener, token);
@@ -401,8 +491,7 @@ void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
       ++entry.failures;
       const absl::Status& error = result.status();
       absl::Duration delay;
-      if (error.code() == absl::StatusCode::kFailedPrecondition ||
-          error.code() == absl::StatusCode::kNotFound) {
+      if (IsRejection(error)) {
         // Retrying rejected credentials soon cannot help and may lock the
         // client out; a config reload starts afresh.
         delay = policy_.rejected_retry;
@@ -426,13 +515,12 @@ void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
       bool valid = entry.token != nullptr && entry.token->expires_at > now;
       absl::Status caller_error = CallerError(entry.request, entry.last_error,
                                               now, entry.retry_not_before);
-      for (auto& waiter : waiters) {
-        if (valid && waiter.accept_valid_on_failure) {
+      for (auto& [id, waiter] : waiters) {
+        if (valid && waiter->accept_valid_on_failure()) {
           stale_served_.fetch_add(1, std::memory_order_relaxed);
-          pending.completions.emplace_back(std::move(waiter.done), entry.token);
+          pending.completions.emplace_back(std::move(waiter), entry.token);
         } else {
-          pending.completions.emplace_back(std::move(waiter.done),
-                                           caller_error);
+          pending.completions.emplace_back(std::move(waiter), caller_error);
         }
       }
       if (!valid) {
@@ -448,12 +536,16 @@ void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
 void TokenCache::RunPending(Pending& pending) {
   // Observers first, so that health reflects a fetch before its waiters see
   // the result.
-  if (fetch_observer_) {
+  if (hooks_.on_fetch) {
     for (const auto& [request, status] : pending.fetch_outcomes) {
-      fetch_observer_(request, status);
+      hooks_.on_fetch(request, status);
     }
   }
-  for (auto& [done, result] : pending.completions) done(std::move(result));
+  for (auto& [done, result] : pending.immediate) done(std::move(result));
+  // A waiter withdrawn meanwhile is skipped by Complete().
+  for (auto& [waiter, result] : pending.completions) {
+    waiter->Complete(std::move(result));
+  }
   for (auto& [listener, result] : pending.notifications) listener(result);
   for (auto& fetch : pending.fetches) {
     source_.Fetch(fetch.request,
@@ -462,7 +554,7 @@ void TokenCache::RunPending(Pending& pending) {
                     OnFetchDone(key, generation, std::move(result));
                   });
   }
-  if (pending.schedule_changed && schedule_listener_) schedule_listener_();
+  if (pending.schedule_changed && hooks_.on_schedule) hooks_.on_schedule();
 }
 
 std::vector<TokenEntryInfo> TokenCache::Snapshot() const {
@@ -501,6 +593,8 @@ TokenCacheStats TokenCache::stats() const {
   s.fetch_failures = fetch_failures_.load();
   s.stale_served = stale_served_.load();
   s.evictions = evictions_.load();
+  s.withdrawn = withdrawn_.load();
+  s.waiters_refused = waiters_refused_.load();
   return s;
 }
 

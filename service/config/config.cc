@@ -863,14 +863,66 @@ class Parser {
     return absl::OkStatus();
   }
 
+  // A whole number in [min, max]; `example` completes the error message.
+  absl::StatusOr<int64_t> Count(const Field& field, int64_t min, int64_t max,
+                                absl::string_view example) const {
+    std::string text;
+    TB_CONFIG_ASSIGN_OR_RETURN(text, String(field));
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(text, &value) || value < min || value > max) {
+      return Error(field, absl::StrCat("'", text, "' must be a whole number "
+                                       "between ", min, " and ", max, ", e.g. ",
+                                       example));
+    }
+    return value;
+  }
+
+  absl::Status ParseLimits(const Field& field, LimitsConfig* limits) const {
+    FieldMap keys;
+    TB_CONFIG_RETURN_IF_ERROR(ReadMap(
+        field,
+        {"max_calls_in_flight", "max_calls_per_caller",
+         "max_watches_per_caller", "max_stream_buffer_bytes",
+         "max_stream_lifetime"},
+        &keys));
+    const std::pair<absl::string_view, int*> counts[] = {
+        {"max_calls_in_flight", &limits->max_calls_in_flight},
+        {"max_calls_per_caller", &limits->max_calls_per_caller},
+        {"max_watches_per_caller", &limits->max_watches_per_caller}};
+    for (const auto& [name, target] : counts) {
+      if (auto it = keys.find(std::string(name)); it != keys.end()) {
+        int64_t value;
+        TB_CONFIG_ASSIGN_OR_RETURN(value,
+                                   Count(it->second, 1, 1000000, "128"));
+        *target = static_cast<int>(value);
+      }
+    }
+    if (auto it = keys.find("max_stream_buffer_bytes"); it != keys.end()) {
+      TB_CONFIG_ASSIGN_OR_RETURN(
+          limits->max_stream_buffer_bytes,
+          Count(it->second, 1 << 20, int64_t{64} << 30, "268435456"));
+    }
+    if (auto it = keys.find("max_stream_lifetime"); it != keys.end()) {
+      TB_CONFIG_ASSIGN_OR_RETURN(limits->max_stream_lifetime,
+                                 Duration(it->second, false));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status ParseCache(const Field& field, CachePolicy* cache) const {
     FieldMap keys;
     TB_CONFIG_RETURN_IF_ERROR(ReadMap(
         field,
         {"min_ttl", "refresh_fraction", "refresh_jitter", "backoff_base",
          "backoff_max", "rejected_retry", "idle_evict_after",
-         "default_lifetime", "max_lifetime", "fetch_timeout"},
+         "default_lifetime", "min_lifetime", "max_lifetime", "fetch_timeout",
+         "max_waiters_per_key"},
         &keys));
+    if (auto it = keys.find("max_waiters_per_key"); it != keys.end()) {
+      int64_t value;
+      TB_CONFIG_ASSIGN_OR_RETURN(value, Count(it->second, 1, 1000000, "1024"));
+      cache->max_waiters_per_key = static_cast<int>(value);
+    }
     const std::vector<std::pair<absl::string_view, absl::Duration*>> durations =
         {{"min_ttl", &cache->min_ttl},
          {"backoff_base", &cache->backoff_base},
@@ -1109,7 +1161,7 @@ class Parser {
     TB_CONFIG_RETURN_IF_ERROR(
         ReadMap(root_field,
                 {"listen", "log_level", "upstream", "cache", "development",
-                 "apps", "callers", "audit"},
+                 "apps", "callers", "audit", "limits"},
                 &keys));
     // development first: it decides whether inline secrets are accepted.
     if (auto it = keys.find("development"); it != keys.end()) {
@@ -1133,6 +1185,9 @@ class Parser {
     }
     if (auto it = keys.find("cache"); it != keys.end()) {
       TB_CONFIG_RETURN_IF_ERROR(ParseCache(it->second, &config.cache));
+    }
+    if (auto it = keys.find("limits"); it != keys.end()) {
+      TB_CONFIG_RETURN_IF_ERROR(ParseLimits(it->second, &config.limits));
     }
     auto apps = keys.find("apps");
     if (apps == keys.end()) {

@@ -72,6 +72,9 @@ struct CachePolicy {
   absl::Duration max_lifetime = absl::Hours(24);
   // Bound on one token fetch.
   absl::Duration fetch_timeout = absl::Seconds(10);
+  // Callers that may wait on one key at a time (GetToken, Call); more get
+  // RESOURCE_EXHAUSTED.
+  int max_waiters_per_key = 1024;
 };
 
 struct UpstreamConfig {
@@ -149,6 +152,19 @@ struct CallerConfig {
   const AppGrant* FindGrant(absl::string_view app) const;
 };
 
+// Bounds on what callers may hold open at once; over one, the RPC is refused
+// with RESOURCE_EXHAUSTED naming the limit.
+struct LimitsConfig {
+  int max_calls_in_flight = 512;    // Call and CallStream, all callers.
+  int max_calls_per_caller = 128;   // Call and CallStream, one caller.
+  int max_watches_per_caller = 64;  // Open WatchToken streams, one caller.
+  // Body bytes queued for slow CallStream readers, all streams together.
+  int64_t max_stream_buffer_bytes = int64_t{256} << 20;
+  // A WatchToken or CallStream stream is ended (UNAVAILABLE, reopen it) at
+  // this age, so that no authorization lives forever.
+  absl::Duration max_stream_lifetime = absl::Hours(1);
+};
+
 struct AuditConfig {
   // Where audit records go: a file path (appended), "-" for stdout, or empty
   // for none (a warning is logged at start).
@@ -167,6 +183,7 @@ struct Config {
   std::vector<AppConfig> apps;  // Sorted by name.
   std::vector<CallerConfig> callers;
   AuditConfig audit;
+  LimitsConfig limits;
 
   // Returns the app named `name`, or nullptr.
   const AppConfig* FindApp(absl::string_view name) const;

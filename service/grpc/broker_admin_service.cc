@@ -8,8 +8,10 @@
 #include "google/protobuf/util/time_util.h"
 #include "service/auth/policy.h"
 #include "service/cache/token_request.h"
+#include "service/grpc/reactors.h"
 #include "service/grpc/request_context.h"
 #include "service/grpc/status.h"
+#include "service/grpc/token_wait_reactor.h"
 
 namespace tokenbroker {
 namespace {
@@ -19,13 +21,6 @@ namespace pb = ::anypoint::tokenbroker::v1;
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
       absl::ToUnixNanos(t));
-}
-
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
-                                      const absl::Status& status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
 }
 
 // Authenticates an admin RPC and checks the admin role; denials audited.
@@ -126,17 +121,17 @@ grpc::ServerUnaryReactor* BrokerAdminService::RefreshToken(
     return FinishUnary(context, s);
   }
 
-  auto* reactor = context->DefaultReactor();
-  cache_.Refresh(resolved->upstream,
-                 [rpc, reactor, response](absl::StatusOr<TokenPtr> result) {
-                   if (result.ok()) {
-                     rpc->record().token_fingerprint = (*result)->fingerprint;
-                     *response->mutable_expires_at() =
-                         ToTimestamp((*result)->expires_at);
-                   }
-                   reactor->Finish(ToGrpcStatus(rpc->Use(result.status())));
-                 });
-  return reactor;
+  return TokenWaitReactor::Start(
+      [&](TokenResultCallback done) {
+        return cache_.AwaitRefresh(resolved->upstream, std::move(done));
+      },
+      [rpc, response](absl::StatusOr<TokenPtr> result) -> absl::Status {
+        if (result.ok()) {
+          rpc->record().token_fingerprint = (*result)->fingerprint;
+          *response->mutable_expires_at() = ToTimestamp((*result)->expires_at);
+        }
+        return rpc->Use(result.status());
+      });
 }
 
 grpc::ServerUnaryReactor* BrokerAdminService::RevokeToken(

@@ -64,6 +64,26 @@ absl::Status RequestContext::Authenticate() {
   return absl::OkStatus();
 }
 
+absl::Status RequestContext::Reauthenticate(
+    std::shared_ptr<const Config> config) {
+  // identity_ points into config_: both change together, or neither.
+  const std::string& before = record_.caller;
+  absl::StatusOr<CallerIdentity> identity = IdentifyCaller(*config, peer_);
+  if (!identity.ok()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the caller's credentials were withdrawn by a config reload: ",
+        identity.status().message()));
+  }
+  if (identity->caller->name != before) {
+    return absl::UnauthenticatedError(
+        "after a config reload the caller's credentials name another caller; "
+        "open a new stream");
+  }
+  identity_ = *std::move(identity);
+  config_ = std::move(config);
+  return absl::OkStatus();
+}
+
 absl::Status RequestContext::WriteRecord() {
   record_.time = clock_.Now();
   record_.latency = record_.time - start_;

@@ -32,6 +32,12 @@ class RequestContext {
   // (UNAUTHENTICATED) returned.
   absl::Status Authenticate();
 
+  // For a stream still open when the config is reloaded: identifies the
+  // same peer under `config` (which is used from then on). Errors:
+  // UNAUTHENTICATED if its credentials no longer name the same caller.
+  // Not audited here: the caller of this denies or goes on.
+  absl::Status Reauthenticate(std::shared_ptr<const Config> config);
+
   const Config& config() const { return *config_; }
   std::shared_ptr<const Config> config_ptr() const { return config_; }
   const CallerConfig& caller() const { return *identity_.caller; }

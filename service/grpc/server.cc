@@ -99,39 +99,49 @@ ProxyOptions ProxyOptionsFrom(const Config& config) {
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
     Config config, BrokerServerDeps deps) {
   std::unique_ptr<BrokerServer> server(new BrokerServer());
+  BrokerServer* self = server.get();
   if (deps.clock == nullptr) {
     server->owned_clock_ = std::make_unique<SystemClock>();
     deps.clock = server->owned_clock_.get();
   }
   server->clock_ = deps.clock;
   server->metrics_ = std::make_unique<BrokerMetrics>();
+  HttpClient* token_http = deps.http;
+  HttpClient* call_http = deps.http;
   if (deps.http == nullptr) {
+    // Token fetches and proxied Calls each get their own client (event loop,
+    // multi handle and connections), so that Calls to a slow endpoint can
+    // never make a token fetch queue behind them.
     CurlHttpClientOptions http_options;
     http_options.ca_file = config.upstream.ca_file;
     http_options.connect_timeout = config.upstream.connect_timeout;
-    absl::StatusOr<std::unique_ptr<CurlHttpClient>> http =
-        CurlHttpClient::Create(http_options);
-    if (!http.ok()) return http.status();
-    CurlHttpClient* curl = http->get();
-    server->metrics_->SetUpstreamSource([curl] { return curl->stats(); });
-    server->owned_http_ = *std::move(http);
-    deps.http = server->owned_http_.get();
+    for (auto* owned :
+         {&server->owned_token_http_, &server->owned_call_http_}) {
+      absl::StatusOr<std::unique_ptr<CurlHttpClient>> http =
+          CurlHttpClient::Create(http_options);
+      if (!http.ok()) return http.status();
+      *owned = *std::move(http);
+    }
+    CurlHttpClient* token_curl = server->owned_token_http_.get();
+    CurlHttpClient* call_curl = server->owned_call_http_.get();
+    server->metrics_->SetUpstreamSource([token_curl, call_curl] {
+      CurlHttpClientStats a = token_curl->stats();
+      CurlHttpClientStats b = call_curl->stats();
+      a.requests_started += b.requests_started;
+      a.requests_completed += b.requests_completed;
+      a.connections_opened += b.connections_opened;
+      a.connections_reused += b.connections_reused;
+      return a;
+    });
+    token_http = token_curl;
+    call_http = call_curl;
   }
-  // Token and revoke requests are told apart from proxied Calls by their
-  // path, for the upstream metrics.
-  BrokerServer* self = server.get();
-  server->instrumented_http_ = std::make_unique<InstrumentedHttpClient>(
-      *deps.http, *server->metrics_, [self](const HttpRequest& request) {
-        absl::string_view path = UrlPath(request.url);
-        for (const AppConfig& app : self->config_->Get()->apps) {
-          if (path == app.token_path || path == app.revoke_path) {
-            return std::string("token");
-          }
-        }
-        return std::string("call");
-      });
-  server->http_ = server->instrumented_http_.get();
-  server->start_refresher_ = deps.start_refresher;
+  server->token_http_ = std::make_unique<InstrumentedHttpClient>(
+      *token_http, *server->metrics_,
+      [](const HttpRequest&) { return std::string("token"); });
+  server->call_http_ = std::make_unique<InstrumentedHttpClient>(
+      *call_http, *server->metrics_,
+      [](const HttpRequest&) { return std::string("call"); });
 
   OAuthTokenSourceOptions source_options;
   source_options.default_lifetime = config.cache.default_lifetime;
@@ -155,21 +165,42 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
   server->audit_ = server->counting_audit_.get();
 
   server->source_ = std::make_unique<OAuthTokenSource>(
-      *server->http_, *server->clock_, source_options);
+      *server->token_http_, *server->clock_, source_options);
   server->source_->SetApps(config.apps);
-  server->cache_ = std::make_unique<TokenCache>(*server->source_,
-                                                *server->clock_, config.cache);
+  if (deps.start_refresher) {
+    server->refresher_ = std::make_unique<Refresher>(*server->clock_);
+  }
+  // Every observer is in place before the cache exists: nothing is assigned
+  // once RPC threads can read it.
+  TokenCacheHooks hooks;
+  hooks.on_fetch = [self](const TokenRequest& request,
+                          const absl::Status& status) {
+    self->OnFetch(request, status);
+  };
+  if (Refresher* refresher = server->refresher_.get()) {
+    hooks.on_schedule = [refresher] { refresher->Kick(); };
+  }
+  server->cache_ =
+      std::make_unique<TokenCache>(*server->source_, *server->clock_,
+                                   config.cache, nullptr, std::move(hooks));
   server->metrics_->SetCacheSource(server->cache_.get(), server->clock_);
   server->metrics_->ConfigLoaded(true, server->clock_->Now());
+  LimitsConfig limits = config.limits;
   server->config_ = std::make_unique<ConfigStore>(
       std::make_shared<const Config>(std::move(config)));
   server->timers_ = std::make_unique<TimerQueue>();
   server->proxy_ = std::make_unique<Proxy>(
-      *server->cache_, *server->http_, *server->timers_, *server->clock_,
+      *server->cache_, *server->call_http_, *server->timers_, *server->clock_,
       ProxyOptionsFrom(*server->config_->Get()));
+  server->active_ = std::make_unique<ActiveRpcs>(*server->timers_, limits);
+  server->metrics_->SetRpcSource([self] {
+    ActiveRpcStats stats = self->active_->stats();
+    stats.tokens_scrubbed = self->proxy_->tokens_scrubbed();
+    return stats;
+  });
   server->token_service_ = std::make_unique<TokenBrokerService>(
-      *server->config_, *server->cache_, *server->proxy_, *server->audit_,
-      *server->clock_);
+      *server->config_, *server->cache_, *server->proxy_, *server->active_,
+      *server->audit_, *server->clock_);
   server->admin_service_ = std::make_unique<BrokerAdminService>(
       *server->config_, *server->cache_, *server, *server->audit_,
       *server->clock_);
@@ -180,10 +211,12 @@ BrokerServer::~BrokerServer() {
   Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
   metrics_->SetCacheSource(nullptr, nullptr);
   metrics_->SetUpstreamSource(nullptr);
+  metrics_->SetRpcSource(nullptr);
   if (refresher_ != nullptr) refresher_->Stop();
-  // The HTTP client completes (cancels) every fetch still in flight while
-  // the cache it reports to is alive.
-  owned_http_.reset();
+  // The HTTP clients complete (cancel) every exchange still in flight while
+  // the cache and proxy they report to are alive.
+  owned_call_http_.reset();
+  owned_token_http_.reset();
 }
 
 absl::Status BrokerServer::Start(const std::string& listen_address) {
@@ -211,24 +244,20 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
   interceptors.push_back(
       std::make_unique<MetricsInterceptorFactory>(*metrics_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  server_ = builder.BuildAndStart();
-  if (server_ == nullptr || port_ == 0) {
-    server_.reset();
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address,
                      ": check that the address is valid and the port free"));
   }
-
-  cache_->SetFetchObserver(
-      [this](const TokenRequest& request, const absl::Status& status) {
-        OnFetch(request, status);
-      });
-  if (start_refresher_) {
-    refresher_ = std::make_unique<Refresher>(*cache_, *clock_);
-    refresher_->Start();
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  {
+    absl::MutexLock lock(&mu_);
+    server_ = std::move(server);
+    health_ = health;
   }
+  if (refresher_ != nullptr) refresher_->Start(*cache_);
 
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus(kTokenBrokerService, true);
   health->SetServingStatus(kBrokerAdminService, true);
@@ -403,9 +432,15 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
   for (const TokenEntryInfo& info : cache_->Snapshot()) {
     if (!info.valid && !info.last_error.ok()) cache_->DropApp(info.app);
   }
-  if (server_ != nullptr) {
-    grpc::HealthCheckServiceInterface* health =
-        server_->GetHealthCheckService();
+  // Streams whose caller lost its key or grant end now.
+  active_->SetLimits(fresh->limits);
+  active_->Recheck(fresh);
+  grpc::HealthCheckServiceInterface* health;
+  {
+    absl::MutexLock lock(&mu_);
+    health = health_;
+  }
+  if (health != nullptr) {
     for (const std::string& app : summary.added) {
       health->SetServingStatus(AppHealthName(app), true);
     }
@@ -427,7 +462,12 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
 void BrokerServer::OnFetch(const TokenRequest& request,
                            const absl::Status& status) {
   metrics_->TokenFetched(request.app, status);
-  if (server_ == nullptr) return;
+  grpc::HealthCheckServiceInterface* health;
+  {
+    absl::MutexLock lock(&mu_);
+    health = health_;
+  }
+  if (health == nullptr) return;
   bool healthy = status.ok();
   if (!healthy) {
     // An app whose refresh fails but whose token is still valid still serves.
@@ -435,8 +475,7 @@ void BrokerServer::OnFetch(const TokenRequest& request,
       if (info.app == request.app && info.valid) healthy = true;
     }
   }
-  server_->GetHealthCheckService()->SetServingStatus(AppHealthName(request.app),
-                                                     healthy);
+  health->SetServingStatus(AppHealthName(request.app), healthy);
 }
 
 void BrokerServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
 #include "service/auth/audit.h"
 #include "service/cache/refresher.h"
@@ -17,12 +18,14 @@
 #include "service/common/timer_queue.h"
 #include "service/config/config.h"
 #include "service/config/config_store.h"
+#include "service/grpc/active_rpcs.h"
 #include "service/grpc/broker_admin_service.h"
 #include "service/grpc/broker_control.h"
 #include "service/grpc/token_broker_service.h"
 #include "service/metrics/broker_metrics.h"
 #include "service/metrics/instrumented.h"
 #include "service/proxy/proxy.h"
+#include "service/upstream/curl_http_client.h"
 #include "service/upstream/http_client.h"
 #include "service/upstream/oauth_token_source.h"
 
@@ -95,30 +98,36 @@ class BrokerServer final : public BrokerControl {
   std::unique_ptr<Clock> owned_clock_;
   const Clock* clock_ = nullptr;
   // Declared early: the decorators below record into it until the HTTP
-  // client and audit sink are gone.
+  // clients and audit sink are gone.
   std::unique_ptr<BrokerMetrics> metrics_;
-  std::unique_ptr<InstrumentedHttpClient> instrumented_http_;
   std::unique_ptr<CountingAuditSink> counting_audit_;
-  std::unique_ptr<HttpClient> owned_http_;
-  HttpClient* http_ = nullptr;
+  // Token fetches and proxied Calls have separate clients (connections,
+  // event loops), so that Calls cannot starve token fetches.
+  std::unique_ptr<CurlHttpClient> owned_token_http_;
+  std::unique_ptr<CurlHttpClient> owned_call_http_;
+  std::unique_ptr<InstrumentedHttpClient> token_http_;
+  std::unique_ptr<InstrumentedHttpClient> call_http_;
   std::unique_ptr<ConfigStore> config_;
   std::unique_ptr<AuditSink> owned_audit_;
   AuditSink* audit_ = nullptr;
   std::unique_ptr<OAuthTokenSource> source_;
+  std::unique_ptr<Refresher> refresher_;  // Null when deps turned it off.
   std::unique_ptr<TokenCache> cache_;
-  std::unique_ptr<Refresher> refresher_;
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<Proxy> proxy_;
+  std::unique_ptr<ActiveRpcs> active_;
   std::unique_ptr<TokenBrokerService> token_service_;
   std::unique_ptr<BrokerAdminService> admin_service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> server_;  // Set by Start().
   int port_ = 0;
   std::unique_ptr<grpc::Server> probe_server_;
   int probe_port_ = 0;
-  bool start_refresher_ = true;
 
   mutable absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  // server_'s health service, once it serves (fetch outcomes and reloads
+  // may come from other threads meanwhile).
+  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Mutex reload_mu_;  // Serializes reloads.
 };
 

@@ -6,6 +6,7 @@
 #include "service/cache/token_cache.h"
 #include "service/common/clock.h"
 #include "service/config/config_store.h"
+#include "service/grpc/active_rpcs.h"
 #include "service/grpc/request_context.h"
 #include "service/proxy/proxy.h"
 
@@ -20,7 +21,7 @@ class TokenBrokerService final
     : public anypoint::tokenbroker::v1::TokenBroker::CallbackService {
  public:
   TokenBrokerService(const ConfigStore& config, TokenCache& cache, Proxy& proxy,
-                     AuditSink& audit, const Clock& clock);
+                     ActiveRpcs& active, AuditSink& audit, const Clock& clock);
 
   grpc::ServerUnaryReactor* GetToken(
       grpc::CallbackServerContext* context,
@@ -51,13 +52,10 @@ class TokenBrokerService final
   const ConfigStore& config_;
   TokenCache& cache_;
   Proxy& proxy_;
+  ActiveRpcs& active_;
   AuditSink& audit_;
   const Clock& clock_;
 };
-
-// Fills `response` from `token` (the token type is always "Bearer").
-void FillTokenResponse(const Token& token, const std::string& app,
-                       anypoint::tokenbroker::v1::GetTokenResponse* response);
 
 }  // namespace tokenbroker
 

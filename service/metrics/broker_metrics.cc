@@ -216,6 +216,7 @@ struct BrokerMetrics::Impl {
   const TokenCache* cache ABSL_GUARDED_BY(mu) = nullptr;
   const Clock* clock ABSL_GUARDED_BY(mu) = nullptr;
   std::function<CurlHttpClientStats()> upstream_stats ABSL_GUARDED_BY(mu);
+  std::function<ActiveRpcStats()> rpc_stats ABSL_GUARDED_BY(mu);
 };
 
 std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
@@ -240,7 +241,11 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
           "failed.",
           stats.stale_served}},
         {"tokenbroker_cache_evictions_total",
-         {"Idle cache entries evicted.", stats.evictions}}};
+         {"Idle cache entries evicted.", stats.evictions}},
+        {"tokenbroker_cache_withdrawn_total",
+         {"Waiting callers that went away (cancel, deadline) before their "
+          "token came.",
+          stats.withdrawn}}};
     for (const auto& [name, help_value] : counters) {
       prometheus::MetricFamily family =
           Family(name, help_value.first, MetricType::Counter);
@@ -283,6 +288,67 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
     families.push_back(std::move(valid));
     families.push_back(std::move(expiry));
   }
+  std::map<std::string, int64_t> refused;
+  if (cache != nullptr) {
+    refused["max_waiters_per_key"] = cache->stats().waiters_refused;
+  }
+  if (rpc_stats) {
+    ActiveRpcStats stats = rpc_stats();
+    const std::pair<const char*, std::pair<const char*, int64_t>> gauges[] = {
+        {"tokenbroker_calls_in_flight",
+         {"Call and CallStream RPCs in flight.", stats.calls_in_flight}},
+        {"tokenbroker_watches_open",
+         {"WatchToken streams open.", stats.watches_open}},
+        {"tokenbroker_call_streams_open",
+         {"CallStream streams open.", stats.call_streams_open}},
+        {"tokenbroker_call_stream_buffer_bytes",
+         {"Body bytes queued for slow CallStream readers.",
+          stats.stream_buffer_bytes}}};
+    for (const auto& [name, help_value] : gauges) {
+      prometheus::MetricFamily family =
+          Family(name, help_value.first, MetricType::Gauge);
+      AddSample(family, static_cast<double>(help_value.second));
+      families.push_back(std::move(family));
+    }
+    const std::pair<const char*, std::pair<const char*, int64_t>> counters[] = {
+        {"tokenbroker_call_stream_pauses_total",
+         {"CallStream upstream transfers paused for a slow reader.",
+          stats.stream_pauses}},
+        {"tokenbroker_call_tokens_scrubbed_total",
+         {"Copies of the injected token removed from Call answers.",
+          stats.tokens_scrubbed}}};
+    for (const auto& [name, help_value] : counters) {
+      prometheus::MetricFamily family =
+          Family(name, help_value.first, MetricType::Counter);
+      AddSample(family, static_cast<double>(help_value.second));
+      families.push_back(std::move(family));
+    }
+    prometheus::MetricFamily ended =
+        Family("tokenbroker_streams_ended_total",
+               "Streams the broker ended: grant_removed (a reload took the "
+               "caller's key or grant away), max_lifetime.",
+               MetricType::Counter);
+    for (const char* reason : {"grant_removed", "max_lifetime"}) {
+      auto it = stats.streams_ended.find(reason);
+      AddSample(ended,
+                it == stats.streams_ended.end()
+                    ? 0.0
+                    : static_cast<double>(it->second),
+                {{"reason", reason}});
+    }
+    families.push_back(std::move(ended));
+    for (const auto& [limit, count] : stats.refused) refused[limit] += count;
+  }
+  if (!refused.empty()) {
+    prometheus::MetricFamily family =
+        Family("tokenbroker_limit_rejections_total",
+               "RPCs refused with RESOURCE_EXHAUSTED, by the limit reached.",
+               MetricType::Counter);
+    for (const auto& [limit, count] : refused) {
+      AddSample(family, static_cast<double>(count), {{"limit", limit}});
+    }
+    families.push_back(std::move(family));
+  }
   if (upstream_stats) {
     CurlHttpClientStats stats = upstream_stats();
     const std::pair<const char*, std::pair<const char*, uint64_t>> counters[] =
@@ -320,6 +386,11 @@ void BrokerMetrics::SetUpstreamSource(
     std::function<CurlHttpClientStats()> stats) {
   absl::MutexLock lock(&impl_->mu);
   impl_->upstream_stats = std::move(stats);
+}
+
+void BrokerMetrics::SetRpcSource(std::function<ActiveRpcStats()> stats) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->rpc_stats = std::move(stats);
 }
 
 BrokerMetrics::RpcSeries& BrokerMetrics::RpcStarted(

@@ -2,6 +2,7 @@
 #define TOKENBROKER_SERVICE_METRICS_BROKER_METRICS_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,22 @@
 #include "service/upstream/curl_http_client.h"
 
 namespace tokenbroker {
+
+// What the gRPC layer reports at scrape time about the RPCs it holds
+// (ActiveRpcs) and the Calls it forwarded.
+struct ActiveRpcStats {
+  int64_t calls_in_flight = 0;
+  int64_t watches_open = 0;
+  int64_t call_streams_open = 0;
+  int64_t stream_buffer_bytes = 0;
+  int64_t stream_pauses = 0;  // CallStream transfers paused for a slow reader.
+  // Refusals per limit name (e.g. "max_calls_per_caller").
+  std::map<std::string, int64_t> refused;
+  // Streams ended by the broker: "grant_removed", "max_lifetime".
+  std::map<std::string, int64_t> streams_ended;
+  // Copies of the injected token removed from Call answers.
+  int64_t tokens_scrubbed = 0;
+};
 
 // The broker's Prometheus metrics, in the text exposition format 0.0.4.
 //
@@ -44,6 +61,7 @@ class BrokerMetrics {
   // seconds-to-expiry gauge.
   void SetCacheSource(const TokenCache* cache, const Clock* clock);
   void SetUpstreamSource(std::function<CurlHttpClientStats()> stats);
+  void SetRpcSource(std::function<ActiveRpcStats()> stats);
 
   // The series of one gRPC method; lives as long as this object.
   struct RpcSeries;

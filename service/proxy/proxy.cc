@@ -69,13 +69,19 @@ class Proxy::Call final : public ProxyCall,
   void Cancel() override {
     HttpRequestId http_id = kNoHttpRequestId;
     TimerQueue::TimerId timer_id = 0;
+    TokenWait token_wait;
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
       cancelled_ = true;
       http_id = http_id_;
       timer_id = timer_id_;
+      token_wait = std::move(token_wait_);
     }
+    // Waiting for a token: withdraw from the cache (outside mu_, which
+    // OnToken() takes). If the token came meanwhile, OnToken() has seen
+    // cancelled_ and finished.
+    token_wait.Cancel();
     // An HTTP exchange in flight completes with CANCELLED through
     // OnResponse(); otherwise finish here.
     if (http_id != kNoHttpRequestId) {
@@ -89,10 +95,20 @@ class Proxy::Call final : public ProxyCall,
  private:
   void FetchToken() {
     std::shared_ptr<Call> self = shared_from_this();
-    proxy_.cache_.Get(request_.token, options_.min_ttl,
-                      [self](absl::StatusOr<TokenPtr> token) {
-                        self->OnToken(std::move(token));
-                      });
+    TokenWait wait = proxy_.tokens_.Await(
+        request_.token, options_.min_ttl, request_.deadline,
+        [self](absl::StatusOr<TokenPtr> token) {
+          self->OnToken(std::move(token));
+        });
+    // Kept only while it can matter: a wait answered inline, or one that a
+    // Cancel() in between could no longer reach, is dropped (and withdrawn)
+    // outside mu_.
+    TokenWait previous;
+    absl::MutexLock lock(&mu_);
+    if (!finished_ && !cancelled_) {
+      previous = std::move(token_wait_);
+      token_wait_ = std::move(wait);
+    }
   }
 
   void OnToken(absl::StatusOr<TokenPtr> token) {
@@ -179,7 +195,7 @@ class Proxy::Call final : public ProxyCall,
         // flight with every other caller of the app), try once more.
         LogInfo("upstream answered 401; retrying once with a fresh token",
                 {{"app", request_.token.app}, {"token", token->fingerprint}});
-        proxy_.cache_.Invalidate(request_.token, token->access_token);
+        proxy_.tokens_.Invalidate(request_.token, token->access_token);
         FetchToken();
         return;
       }
@@ -228,11 +244,13 @@ class Proxy::Call final : public ProxyCall,
 
   void Finish(absl::StatusOr<ProxyResult> result) {
     ProxyCallback done;
+    TokenWait token_wait;
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
       finished_ = true;
       done = std::move(done_);
+      token_wait = std::move(token_wait_);
     }
     done(std::move(result));
   }
@@ -246,6 +264,8 @@ class Proxy::Call final : public ProxyCall,
   int attempts_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<AttemptStream> attempt_stream_ ABSL_GUARDED_BY(mu_);
   ProxyCallback done_ ABSL_GUARDED_BY(mu_);
+  // While waiting for a token; withdrawn by Cancel().
+  TokenWait token_wait_ ABSL_GUARDED_BY(mu_);
   TokenPtr token_ ABSL_GUARDED_BY(mu_);
   HttpRequestId http_id_ ABSL_GUARDED_BY(mu_) = kNoHttpRequestId;
   TimerQueue::TimerId timer_id_ ABSL_GUARDED_BY(mu_) = 0;
@@ -254,9 +274,9 @@ class Proxy::Call final : public ProxyCall,
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-Proxy::Proxy(TokenCache& cache, HttpClient& http, TimerQueue& timers,
+Proxy::Proxy(TokenProvider& tokens, HttpClient& http, TimerQueue& timers,
              const Clock& clock, ProxyOptions options)
-    : cache_(cache),
+    : tokens_(tokens),
       http_(http),
       timers_(timers),
       clock_(clock),

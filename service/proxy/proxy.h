@@ -1,13 +1,16 @@
 #ifndef TOKENBROKER_SERVICE_PROXY_PROXY_H_
 #define TOKENBROKER_SERVICE_PROXY_PROXY_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "service/cache/token_cache.h"
+#include "service/cache/token_provider.h"
+#include "service/cache/token_request.h"
 #include "service/common/clock.h"
 #include "service/common/timer_queue.h"
 #include "service/proxy/call_request.h"
@@ -69,7 +72,8 @@ class ProxyCall {
 };
 
 // Forwards Calls to Anypoint with the app's bearer token injected:
-// - the token comes from the cache (single flight holds);
+// - the token comes from the provider (the cache: single flight holds); a
+//   call cancelled while it waits for the token withdraws its waiter;
 // - a 401 to a cached token invalidates it, and the request is retried once
 //   with a fresh token; a second 401, or a 403, is returned as it is;
 // - transport failures (refused, reset, TLS) of idempotent methods are
@@ -82,22 +86,28 @@ class ProxyCall {
 // inline), and must not block.
 class Proxy {
  public:
-  Proxy(TokenCache& cache, HttpClient& http, TimerQueue& timers,
+  Proxy(TokenProvider& tokens, HttpClient& http, TimerQueue& timers,
         const Clock& clock, ProxyOptions options);
 
   std::shared_ptr<ProxyCall> Start(ProxyRequest request, ProxyCallback done);
 
   void SetOptions(const ProxyOptions& options);
 
+  // Copies of the injected token removed from answers so far.
+  int64_t tokens_scrubbed() const {
+    return tokens_scrubbed_.load(std::memory_order_relaxed);
+  }
+
  private:
   class Call;
 
-  TokenCache& cache_;
+  TokenProvider& tokens_;
   HttpClient& http_;
   TimerQueue& timers_;
   const Clock& clock_;
   absl::Mutex mu_;
   ProxyOptions options_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> tokens_scrubbed_{0};
 };
 
 }  // namespace tokenbroker
