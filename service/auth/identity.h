@@ -13,14 +13,33 @@ namespace tokenbroker {
 
 // What the transport says about a peer, independent of gRPC.
 struct PeerCredentials {
-  // From a verified client certificate (mTLS); empty otherwise.
-  std::string spiffe_id;    // The SPIFFE URI SAN, if exactly one.
-  std::string common_name;  // The subject CN.
+  // Whether the peer presented a verified client certificate (mTLS).
+  bool has_certificate = false;
+  // Every URI SAN of that certificate, in order, as sent (not validated).
+  std::vector<std::string> uri_sans;
+  // Every subject CN of that certificate (normally one), as UTF-8.
+  std::vector<std::string> common_names;
+  // Set when the certificate was presented but could not be read; the peer
+  // is then refused, never taken for one without a certificate.
+  std::string certificate_error;
   // The key of an `authorization: Bearer KEY` header, if one was sent.
   absl::optional<std::string> bearer_key;
   // A description of the peer for audit records (e.g. "ipv4:10.0.0.7:5321").
   std::string peer;
 };
+
+// The names a certificate gives its subject.
+struct CertificateNames {
+  std::vector<std::string> uri_sans;      // Every URI SAN, in order.
+  std::vector<std::string> common_names;  // Every subject CN, as UTF-8.
+};
+
+// Reads the names of the first certificate in `pem` (the leaf, as gRPC
+// passes it in the x509_pem_cert property). Thread-safe.
+// Errors: INVALID_ARGUMENT if `pem` holds no certificate, or one whose
+// subjectAltName extension is malformed or given more than once (which
+// verifiers read differently); the message does not quote the certificate.
+absl::StatusOr<CertificateNames> ReadCertificateNames(absl::string_view pem);
 
 // Who is calling, once recognized.
 struct CallerIdentity {
@@ -35,15 +54,20 @@ inline constexpr absl::string_view kAnonymousCaller = "anonymous";
 
 // Recognizes the caller:
 // 1. a bearer key whose SHA-256 is configured (constant-time comparison);
-// 2. else the certificate's SPIFFE id, or its CN if it has no SPIFFE id,
-//    among callers' identities (an unknown SPIFFE id does not fall back to
-//    the CN);
+// 2. else a client certificate:
+//    - one with any URI SAN is known only by it: it must carry exactly one
+//      URI SAN, a valid SPIFFE id (CheckSpiffeId) listed in a caller's
+//      spiffe_ids; its CN is never looked at (an unknown or malformed SPIFFE
+//      id does not fall back to the CN);
+//    - one without URI SANs is known by its subject CN (exactly one), listed
+//      in a caller's common_names; a CN that reads as a SPIFFE id never
+//      matches;
 // 3. else, with development.insecure_plaintext, the caller "anonymous" if
 //    it is configured.
 // A bearer key that matches no caller is refused even if a certificate
 // would match: a wrong key is never silently ignored.
 // Errors: UNAUTHENTICATED saying what was missing or not recognized; never
-// quotes a key.
+// quotes a key; names from the certificate appear sanitized.
 absl::StatusOr<CallerIdentity> IdentifyCaller(const Config& config,
                                               const PeerCredentials& peer);
 

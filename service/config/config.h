@@ -141,8 +141,14 @@ struct AppGrant {
 // granted here is refused.
 struct CallerConfig {
   std::string name;  // Unique; used in audit records.
-  // mTLS identities: a SPIFFE id (URI SAN) or a certificate subject CN.
-  std::vector<std::string> identities;
+  // mTLS identities, from the config's `identities` list, in two separate
+  // namespaces so that one can never be taken for the other:
+  // SPIFFE ids (the entries starting with "spiffe:"; each must pass
+  // CheckSpiffeId), matched only against a certificate's single URI SAN;
+  std::vector<std::string> spiffe_ids;
+  // and subject CNs (every other entry), matched only against the CN of a
+  // certificate that has no URI SAN at all.
+  std::vector<std::string> common_names;
   // Lower-case hex SHA-256 of each bearer key the caller may present.
   std::vector<std::string> bearer_key_sha256;
   bool admin = false;  // May use BrokerAdmin.
@@ -188,6 +194,18 @@ struct Config {
   // Returns the app named `name`, or nullptr.
   const AppConfig* FindApp(absl::string_view name) const;
 };
+
+// Checks `id` against the SPIFFE ID specification (SPIFFE-ID.md, 2.1-2.3)
+// for the id of a workload: "spiffe://", a trust domain of [a-z0-9._-]
+// (at most 255 characters), then a non-empty path of '/'-separated segments
+// of [a-zA-Z0-9._-] that are neither empty, "." nor ".."; at most 2048 bytes
+// in all. Hence no upper-case scheme or trust domain, port, user info,
+// query, fragment, percent-encoding or trailing '/'. Returns what is wrong
+// (without quoting `id`), or an empty string if `id` is valid.
+std::string CheckSpiffeId(absl::string_view id);
+inline bool IsValidSpiffeId(absl::string_view id) {
+  return CheckSpiffeId(id).empty();
+}
 
 // Parses and validates YAML text. `path` is used in error messages only.
 // Errors are INVALID_ARGUMENT with messages of the form

@@ -11,10 +11,26 @@
 namespace tokenbroker {
 namespace {
 
-std::string FirstProperty(const grpc::AuthContext& auth, const char* name) {
-  std::vector<grpc::string_ref> values = auth.FindPropertyValues(name);
-  if (values.empty()) return "";
-  return std::string(values.front().data(), values.front().size());
+// Fills the certificate fields of `peer` from the leaf certificate itself:
+// gRPC's own properties hold a SPIFFE id only when the certificate has
+// exactly one valid URI SAN, which hides certificates that carry more (or a
+// malformed one) and must then name nobody.
+void ReadPeerCertificate(const grpc::AuthContext& auth, PeerCredentials* peer) {
+  peer->has_certificate = true;
+  std::vector<grpc::string_ref> pems =
+      auth.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (pems.empty()) {
+    peer->certificate_error = "the transport did not pass it on";
+    return;
+  }
+  absl::StatusOr<CertificateNames> names = ReadCertificateNames(
+      absl::string_view(pems.front().data(), pems.front().size()));
+  if (!names.ok()) {
+    peer->certificate_error = std::string(names.status().message());
+    return;
+  }
+  peer->uri_sans = std::move(names->uri_sans);
+  peer->common_names = std::move(names->common_names);
 }
 
 }  // namespace
@@ -24,8 +40,7 @@ PeerCredentials PeerFromContext(const grpc::ServerContextBase& context) {
   peer.peer = context.peer();
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth != nullptr && auth->IsPeerAuthenticated()) {
-    peer.spiffe_id = FirstProperty(*auth, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
-    peer.common_name = FirstProperty(*auth, GRPC_X509_CN_PROPERTY_NAME);
+    ReadPeerCertificate(*auth, &peer);
   }
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");

@@ -4,6 +4,7 @@
 
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -91,9 +92,10 @@ audit:
   ASSERT_EQ(config->callers.size(), 3u);
   const CallerConfig& orders = config->callers[0];
   EXPECT_EQ(orders.name, "orders");
-  EXPECT_THAT(orders.identities,
-              ElementsAre("spiffe://cluster.local/ns/shop/sa/orders",
-                          "orders.shop.svc"));
+  // SPIFFE ids and CNs are kept apart.
+  EXPECT_THAT(orders.spiffe_ids,
+              ElementsAre("spiffe://cluster.local/ns/shop/sa/orders"));
+  EXPECT_THAT(orders.common_names, ElementsAre("orders.shop.svc"));
   // Hashes are stored lower-case.
   EXPECT_THAT(orders.bearer_key_sha256, ElementsAre(kHashA, kHashB));
   EXPECT_FALSE(orders.admin);
@@ -124,7 +126,8 @@ audit:
   const CallerConfig& ops = config->callers[1];
   EXPECT_TRUE(ops.admin);
   EXPECT_THAT(ops.grants, IsEmpty());
-  EXPECT_THAT(ops.identities, IsEmpty());
+  EXPECT_THAT(ops.spiffe_ids, IsEmpty());
+  EXPECT_THAT(ops.common_names, IsEmpty());
   // profile is always allowed, like on the token endpoint.
   EXPECT_THAT(config->callers[2].grants[0].scopes, ElementsAre("profile"));
 }
@@ -267,6 +270,28 @@ std::vector<ErrorCase> ErrorCases() {
        WithCallers("  - name: a\n    identities: [x, x]\n"),
        "bad.yaml:14: callers[0].identities:",
        "identity 'x' is already given to caller a"},
+      // An entry that reads as a SPIFFE id must be a valid one: it is
+      // never taken for a CN.
+      {"SpiffeIdWithoutPath",
+       WithCallers("  - name: a\n    identities: ['spiffe://cluster.local']\n"),
+       "bad.yaml:14: callers[0].identities:",
+       "'spiffe://cluster.local' is not a valid SPIFFE id: it has no path"},
+      {"SpiffeIdUpperCaseScheme",
+       WithCallers("  - name: a\n    identities: ['SPIFFE://td/ns/a']\n"),
+       "bad.yaml:14: callers[0].identities:",
+       "is not a valid SPIFFE id: it must start with spiffe://"},
+      {"SpiffeIdWithoutSlashes",
+       WithCallers("  - name: a\n    identities: ['spiffe:td/ns/a']\n"),
+       "bad.yaml:14: callers[0].identities:", "is not a valid SPIFFE id"},
+      {"SpiffeIdWithPort",
+       WithCallers("  - name: a\n    identities: ['spiffe://td:443/a']\n"),
+       "bad.yaml:14: callers[0].identities:", "the trust domain may hold only"},
+      {"SpiffeIdWithQuery",
+       WithCallers("  - name: a\n    identities: ['spiffe://td/a?b=c']\n"),
+       "bad.yaml:14: callers[0].identities:", "the path may hold only"},
+      {"SpiffeIdWithDotDot",
+       WithCallers("  - name: a\n    identities: ['spiffe://td/a/../b']\n"),
+       "bad.yaml:14: callers[0].identities:", "'.' or '..' segment"},
       {"KeyHashNotHex",
        WithCallers("  - name: a\n    bearer_key_sha256: [" +
                    std::string(63, 'a') + "z]\n"),
@@ -436,6 +461,70 @@ TEST(ConfigAuthTest, ExampleDocumentsTheSecurityKeys) {
   EXPECT_FALSE(grant->get_token);
   EXPECT_EQ(grant->routes.size(), 2u);
   EXPECT_TRUE(config->callers[1].admin);
+}
+
+TEST(CheckSpiffeIdTest, AcceptsWorkloadIdsOfTheSpec) {
+  for (const std::string& id :
+       {std::string("spiffe://cluster.local/ns/shop/sa/orders"),
+        std::string("spiffe://example.org/a"),
+        std::string("spiffe://td-1_x.y/A.b-c_D/0"),
+        "spiffe://" + std::string(255, 'd') + "/x",
+        "spiffe://td/" + std::string(2048 - 12, 'p')}) {
+    EXPECT_EQ(CheckSpiffeId(id), "") << id;
+    EXPECT_TRUE(IsValidSpiffeId(id)) << id;
+  }
+}
+
+TEST(CheckSpiffeIdTest, RefusesWhatTheSpecRefuses) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"", "must start with spiffe://"},
+      {"cluster.local/ns/a", "must start with spiffe://"},
+      {"SPIFFE://cluster.local/ns/a", "must start with spiffe://"},
+      {"Spiffe://cluster.local/ns/a", "must start with spiffe://"},
+      {"https://cluster.local/ns/a", "must start with spiffe://"},
+      {"spiffe:/cluster.local/ns/a", "must start with spiffe://"},
+      {"spiffe://", "trust domain is empty"},
+      {"spiffe:///ns/a", "trust domain is empty"},
+      {"spiffe://cluster.local", "no path"},
+      {"spiffe://cluster.local/", "empty segment"},
+      {"spiffe://cluster.local/ns/a/", "empty segment"},
+      {"spiffe://cluster.local//ns/a", "empty segment"},
+      {"spiffe://cluster.local/ns/./a", "'.' or '..'"},
+      {"spiffe://cluster.local/ns/../a", "'.' or '..'"},
+      {"spiffe://cluster.local/..", "'.' or '..'"},
+      {"spiffe://Cluster.local/ns/a", "trust domain may hold only"},
+      {"spiffe://cluster.local:8443/ns/a", "trust domain may hold only"},
+      {"spiffe://user@cluster.local/ns/a", "trust domain may hold only"},
+      {"spiffe://cluster.local?x=1", "trust domain may hold only"},
+      {"spiffe://cluster.local#f", "trust domain may hold only"},
+      {"spiffe://cluster.local/ns/a?x=1", "path may hold only"},
+      {"spiffe://cluster.local/ns/a#frag", "path may hold only"},
+      {"spiffe://cluster.local/ns/%61", "path may hold only"},
+      {"spiffe://cluster.local/ns/a b", "path may hold only"},
+      {std::string("spiffe://cluster.local/ns/a\0b", 29), "path may hold only"},
+      {"spiffe://cluster.local/ns/\xc3\xa9", "path may hold only"},
+      {"spiffe://" + std::string(256, 'd') + "/x", "longer than 255"},
+      {"spiffe://td/" + std::string(2048 - 11, 'p'), "longer than 2048"},
+  };
+  for (const auto& [id, problem] : cases) {
+    EXPECT_THAT(CheckSpiffeId(id), HasSubstr(problem)) << id;
+    EXPECT_FALSE(IsValidSpiffeId(id)) << id;
+  }
+}
+
+TEST(ConfigAuthTest, SpiffeIdsAndCommonNamesAreKeptApart) {
+  absl::StatusOr<Config> config = ParseConfig(
+      absl::StrCat(kApps,
+                   "callers:\n"
+                   "  - name: a\n"
+                   "    identities: [a.internal, 'spiffe://td/ns/a',\n"
+                   "                 'https://td/ns/a', b.internal]\n"),
+      "ids.yaml");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_THAT(config->callers[0].spiffe_ids, ElementsAre("spiffe://td/ns/a"));
+  // Only spiffe: entries are SPIFFE ids; any other text is a CN.
+  EXPECT_THAT(config->callers[0].common_names,
+              ElementsAre("a.internal", "https://td/ns/a", "b.internal"));
 }
 
 }  // namespace

@@ -75,9 +75,60 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid,
   return absl::OkStatus();
 }
 
+// Adds the subjectAltName extension(s) holding `names` (GEN_URI, GEN_DNS or
+// GEN_IPADD, and the value), written byte for byte.
+absl::Status AddSubjectAltNames(
+    X509* cert, const std::vector<std::pair<int, std::string>>& names,
+    bool one_extension_per_name) {
+  struct NamesFree {
+    void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
+  };
+  std::unique_ptr<GENERAL_NAMES, NamesFree> group(sk_GENERAL_NAME_new_null());
+  auto flush = [&]() -> absl::Status {
+    if (sk_GENERAL_NAME_num(group.get()) == 0) return absl::OkStatus();
+    // X509V3_ADD_APPEND adds another extension even if there is one.
+    if (X509_add1_ext_i2d(cert, NID_subject_alt_name, group.get(), 0,
+                          X509V3_ADD_APPEND) != 1) {
+      return OpenSslError("X509_add1_ext_i2d(subjectAltName)");
+    }
+    group.reset(sk_GENERAL_NAME_new_null());
+    return absl::OkStatus();
+  };
+  for (const auto& [type, value] : names) {
+    GENERAL_NAME* name = GENERAL_NAME_new();
+    if (name == nullptr) return OpenSslError("GENERAL_NAME_new");
+    if (type == GEN_IPADD) {
+      ASN1_OCTET_STRING* ip = a2i_IPADDRESS(value.c_str());
+      if (ip == nullptr) {
+        GENERAL_NAME_free(name);
+        return OpenSslError("a2i_IPADDRESS");
+      }
+      GENERAL_NAME_set0_value(name, GEN_IPADD, ip);
+    } else {
+      ASN1_IA5STRING* text = ASN1_IA5STRING_new();
+      if (text == nullptr ||
+          ASN1_STRING_set(text, value.data(), static_cast<int>(value.size())) !=
+              1) {
+        ASN1_IA5STRING_free(text);
+        GENERAL_NAME_free(name);
+        return OpenSslError("ASN1_STRING_set");
+      }
+      GENERAL_NAME_set0_value(name, type, text);
+    }
+    sk_GENERAL_NAME_push(group.get(), name);
+    if (one_extension_per_name) {
+      if (absl::Status s = flush(); !s.ok()) return s;
+    }
+  }
+  return flush();
+}
+
 struct CertRequest {
   std::string common_name;
-  std::vector<std::string> san;  // "URI:...", "DNS:...", "IP:...".
+  std::vector<std::string> more_common_names;
+  // GEN_URI, GEN_DNS or GEN_IPADD, and the value.
+  std::vector<std::pair<int, std::string>> san;
+  bool one_extension_per_san = false;
   bool is_ca = false;
   bool server = false;
   long not_before_offset = -3600;       // Seconds from now.
@@ -100,11 +151,15 @@ absl::StatusOr<X509Ptr> BuildCert(const CertRequest& request, long serial,
   X509_NAME_add_entry_by_txt(
       name, "O", MBSTRING_ASC,
       reinterpret_cast<const unsigned char*>("tokenbroker tests"), -1, -1, 0);
+  std::vector<std::string> common_names = request.more_common_names;
   if (!request.common_name.empty()) {
+    common_names.insert(common_names.begin(), request.common_name);
+  }
+  for (const std::string& common_name : common_names) {
     X509_NAME_add_entry_by_txt(
         name, "CN", MBSTRING_ASC,
-        reinterpret_cast<const unsigned char*>(request.common_name.c_str()), -1,
-        -1, 0);
+        reinterpret_cast<const unsigned char*>(common_name.data()),
+        static_cast<int>(common_name.size()), -1, 0);
   }
   X509* signer = issuer == nullptr ? cert.get() : issuer;
   X509_set_issuer_name(cert.get(), X509_get_subject_name(signer));
@@ -123,18 +178,16 @@ absl::StatusOr<X509Ptr> BuildCert(const CertRequest& request, long serial,
   if (issuer != nullptr) {
     extensions.push_back({NID_authority_key_identifier, "keyid:always"});
   }
-  if (!request.san.empty()) {
-    std::string san;
-    for (const std::string& entry : request.san) {
-      absl::StrAppend(&san, san.empty() ? "" : ",", entry);
-    }
-    extensions.push_back({NID_subject_alt_name, san});
-  }
   for (const auto& [nid, value] : extensions) {
     if (absl::Status s = AddExtension(cert.get(), signer, nid, value);
         !s.ok()) {
       return s;
     }
+  }
+  if (absl::Status s = AddSubjectAltNames(cert.get(), request.san,
+                                          request.one_extension_per_san);
+      !s.ok()) {
+    return s;
   }
   if (X509_sign(cert.get(), issuer_key, EVP_sha256()) == 0) {
     return OpenSslError("X509_sign");
@@ -224,7 +277,7 @@ absl::StatusOr<TestPki> TestPki::Create() {
   CertRequest server;
   server.common_name = "localhost";
   server.server = true;
-  server.san = {"IP:127.0.0.1", "DNS:localhost"};
+  server.san = {{GEN_IPADD, "127.0.0.1"}, {GEN_DNS, "localhost"}};
   Authority& ca = pki.authorities_->Get(false);
   absl::StatusOr<PemPair> server_pair = Issue(
       pki.dir_, "server", server, pki.serial_++, ca.cert.get(), ca.key.get());
@@ -254,7 +307,15 @@ absl::StatusOr<PemPair> TestPki::IssueClient(const std::string& name,
                                              bool by_other_ca) {
   CertRequest request;
   request.common_name = spec.common_name;
-  if (!spec.spiffe_id.empty()) request.san = {"URI:" + spec.spiffe_id};
+  request.more_common_names = spec.more_common_names;
+  if (!spec.spiffe_id.empty()) request.san = {{GEN_URI, spec.spiffe_id}};
+  for (const std::string& uri : spec.uri_sans) {
+    request.san.emplace_back(GEN_URI, uri);
+  }
+  for (const std::string& dns : spec.dns_sans) {
+    request.san.emplace_back(GEN_DNS, dns);
+  }
+  request.one_extension_per_san = spec.one_extension_per_san;
   if (spec.expired) {
     request.not_before_offset = -2L * 24 * 3600;
     request.not_after_offset = -24L * 3600;

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -21,6 +22,15 @@ struct ClientCertSpec {
   std::string common_name;  // Subject CN.
   std::string spiffe_id;    // A URI SAN, e.g. spiffe://cluster.local/ns/N/sa/A.
   bool expired = false;     // notAfter in the past (and notBefore before it).
+  // More URI SANs after spiffe_id, written byte for byte (need not be valid
+  // URIs, nor SPIFFE ids).
+  std::vector<std::string> uri_sans = {};
+  std::vector<std::string> dns_sans = {};  // DNS-name SANs, after the URIs.
+  // More subject CNs after common_name.
+  std::vector<std::string> more_common_names = {};
+  // Each SAN in a subjectAltName extension of its own (RFC 5280 allows one
+  // per certificate: a malformed certificate, for parsers' tests).
+  bool one_extension_per_san = false;
 };
 
 // A throwaway PKI generated at test time with OpenSSL (EC P-256 keys,
