@@ -949,6 +949,7 @@ class Parser {
          {"rejected_retry", &cache->rejected_retry},
          {"idle_evict_after", &cache->idle_evict_after},
          {"default_lifetime", &cache->default_lifetime},
+         {"min_lifetime", &cache->min_lifetime},
          {"max_lifetime", &cache->max_lifetime},
          {"fetch_timeout", &cache->fetch_timeout}};
     for (const auto& [name, target] : durations) {
@@ -1003,6 +1004,14 @@ class Parser {
                        absl::FormatDuration(cache->default_lifetime),
                        ") must not exceed cache.max_lifetime (",
                        absl::FormatDuration(cache->max_lifetime), ")"));
+    }
+    if (cache->min_lifetime > cache->default_lifetime) {
+      return Error(
+          where("min_lifetime", "default_lifetime"),
+          absl::StrCat("cache.min_lifetime (",
+                       absl::FormatDuration(cache->min_lifetime),
+                       ") must not exceed cache.default_lifetime (",
+                       absl::FormatDuration(cache->default_lifetime), ")"));
     }
     if (cache->backoff_base > cache->backoff_max) {
       return Error(where("backoff_base", "backoff_max"),

@@ -68,6 +68,10 @@ struct CachePolicy {
   absl::Duration idle_evict_after = absl::Hours(1);
   // Lifetime assumed when a token answer has no usable `expires_in`.
   absl::Duration default_lifetime = absl::Seconds(3600);
+  // Token answers with a shorter `expires_in` are refused
+  // (FAILED_PRECONDITION): such a token would be expired before use and
+  // refetched in a loop. At most default_lifetime.
+  absl::Duration min_lifetime = absl::Seconds(10);
   // Longer lifetimes are clamped to this.
   absl::Duration max_lifetime = absl::Hours(24);
   // Bound on one token fetch.

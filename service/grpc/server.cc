@@ -145,6 +145,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
 
   OAuthTokenSourceOptions source_options;
   source_options.default_lifetime = config.cache.default_lifetime;
+  source_options.min_lifetime = config.cache.min_lifetime;
   source_options.max_lifetime = config.cache.max_lifetime;
   source_options.fetch_timeout = config.cache.fetch_timeout;
   if (deps.audit == nullptr) {

@@ -1,6 +1,7 @@
 #include "service/upstream/oauth_response.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -201,8 +202,10 @@ absl::StatusOr<Token> ParseTokenResponse(const HttpResponse& response,
     }
   }
 
-  // Unusable values (absent, non-numeric, zero or negative) fall back to the
-  // default: the token is still good, and a 401 will tell when it is not.
+  // A value that is not a number says no more than a missing one, so the
+  // default applies (the token is still good, and a 401 will tell when it is
+  // not). A number is the server's word: too short a lifetime is refused
+  // rather than cached as already expired and refetched at once, forever.
   absl::Duration lifetime = options.default_lifetime;
   if (auto it = json.find("expires_in"); it != json.end()) {
     double seconds = 0;
@@ -214,7 +217,20 @@ absl::StatusOr<Token> ParseTokenResponse(const HttpResponse& response,
       numeric = absl::SimpleAtod(
           absl::StripAsciiWhitespace(it->get<std::string>()), &seconds);
     }
-    if (numeric && seconds > 0) {
+    if (numeric && !std::isnan(seconds)) {
+      if (seconds < absl::ToDoubleSeconds(options.min_lifetime)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "app \"", options.app,
+            "\": the token endpoint issued a token "
+            "that expires in ",
+            seconds,
+            " s (expires_in), less than the "
+            "broker's minimum of ",
+            absl::FormatDuration(options.min_lifetime),
+            ": it would expire before callers could use it; raise the access "
+            "token lifetime of the app at the authorization server, or lower "
+            "cache.min_lifetime"));
+      }
       lifetime = seconds >= absl::ToDoubleSeconds(options.max_lifetime)
                      ? options.max_lifetime
                      : absl::Seconds(seconds);

@@ -21,8 +21,10 @@ namespace tokenbroker {
 
 struct TokenParseOptions {
   std::string app;  // Named in error messages.
-  // Lifetime assumed when `expires_in` is missing or unusable.
+  // Lifetime assumed when `expires_in` is missing or not a number.
   absl::Duration default_lifetime = absl::Seconds(3600);
+  // Shorter lifetimes are refused (see ParseTokenResponse).
+  absl::Duration min_lifetime = absl::Seconds(10);
   // Longer lifetimes are clamped to this.
   absl::Duration max_lifetime = absl::Hours(24);
 };
@@ -31,9 +33,12 @@ struct TokenParseOptions {
 //
 // Success: a 2xx answer whose body is a JSON object with a non-empty string
 // `access_token`. `token_type` must be "bearer" in any case, or absent.
-// `expires_in` may be a number or a numeric string; when missing,
-// non-numeric, zero or negative, `default_lifetime` is assumed (the server
-// will answer 401 when the token really expires); when above `max_lifetime`
+// `expires_in` may be a number or a numeric string; when missing, null or
+// not a number (another type, a non-numeric string, "NaN"),
+// `default_lifetime` is assumed (the server will answer 401 when the token
+// really expires); when below `min_lifetime` (zero, negative, 1e-300, ...)
+// the answer is refused: such a token expires before callers can use it and
+// would be refetched in a loop; when above `max_lifetime` (up to infinity)
 // it is clamped. `scope` (space separated) becomes Token::scopes, sorted and
 // de-duplicated; empty if absent.
 //
@@ -44,8 +49,10 @@ struct TokenParseOptions {
 //                        response"); 408, 429 and 5xx, with the delay of
 //                        ParseRetryDelay() attached (retry_info.h) if any.
 //   FAILED_PRECONDITION  any other status (401, 400 invalid_grant, other
-//                        4xx, 3xx as redirects are not followed) or an
-//                        unsupported `token_type`: retrying soon will not help.
+//                        4xx, 3xx as redirects are not followed), an
+//                        unsupported `token_type` or an `expires_in` below
+//                        `min_lifetime` (the message gives the value):
+//                        retrying soon will not help.
 absl::StatusOr<Token> ParseTokenResponse(const HttpResponse& response,
                                          absl::Time now,
                                          const TokenParseOptions& options);

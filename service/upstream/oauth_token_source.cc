@@ -164,6 +164,7 @@ void OAuthTokenSource::RequestToken(const AppConfig& app, FormFields fields,
   TokenParseOptions parse_options;
   parse_options.app = app.name;
   parse_options.default_lifetime = options_.default_lifetime;
+  parse_options.min_lifetime = options_.min_lifetime;
   parse_options.max_lifetime = options_.max_lifetime;
   http_.Send(
       *std::move(request),

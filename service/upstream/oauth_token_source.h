@@ -23,6 +23,9 @@ namespace tokenbroker {
 struct OAuthTokenSourceOptions {
   // Lifetime assumed when a token answer has no usable `expires_in`.
   absl::Duration default_lifetime = absl::Seconds(3600);
+  // A token answer with a shorter `expires_in` fails FAILED_PRECONDITION
+  // (see ParseTokenResponse).
+  absl::Duration min_lifetime = absl::Seconds(10);
   // Longer lifetimes are clamped to this.
   absl::Duration max_lifetime = absl::Hours(24);
   // Bound on one token or revoke request.

@@ -39,6 +39,7 @@ cache:
   rejected_retry: 10m
   idle_evict_after: 2h
   default_lifetime: 30m
+  min_lifetime: 1m
   max_lifetime: 12h
   fetch_timeout: 3s
 development:
@@ -80,6 +81,7 @@ TEST(ParseConfigTest, FullConfigParsesToExpectedStruct) {
   EXPECT_EQ(config->cache.rejected_retry, absl::Minutes(10));
   EXPECT_EQ(config->cache.idle_evict_after, absl::Hours(2));
   EXPECT_EQ(config->cache.default_lifetime, absl::Minutes(30));
+  EXPECT_EQ(config->cache.min_lifetime, absl::Minutes(1));
   EXPECT_EQ(config->cache.max_lifetime, absl::Hours(12));
   EXPECT_EQ(config->cache.fetch_timeout, absl::Seconds(3));
   EXPECT_TRUE(config->development.allow_inline_secrets);
@@ -134,6 +136,7 @@ apps:
   EXPECT_EQ(config->listen.grpc, "127.0.0.1:50051");
   EXPECT_EQ(config->log_level, "info");
   EXPECT_EQ(config->cache.min_ttl, absl::Seconds(30));
+  EXPECT_EQ(config->cache.min_lifetime, absl::Seconds(10));
   EXPECT_FALSE(config->development.allow_inline_secrets);
   ASSERT_EQ(config->apps.size(), 1u);
   EXPECT_EQ(config->apps[0].base_url, "https://anypoint.mulesoft.com");
@@ -333,6 +336,12 @@ std::vector<ErrorCase> ErrorCases() {
       {"DefaultLifetimeAboveMax", app + "cache:\n  max_lifetime: 30m\n",
        "bad.yaml:7: cache.max_lifetime:",
        "cache.default_lifetime (1h) must not exceed cache.max_lifetime (30m)"},
+      {"MinLifetimeAboveDefaultLifetime",
+       app + "cache:\n  min_lifetime: 2h\n",
+       "bad.yaml:7: cache.min_lifetime:",
+       "cache.min_lifetime (2h) must not exceed cache.default_lifetime (1h)"},
+      {"MinLifetimeZero", app + "cache:\n  min_lifetime: 0s\n",
+       "bad.yaml:7: cache.min_lifetime:", "must be positive"},
       {"BackoffBaseAboveMax",
        app + "cache:\n  backoff_base: 10m\n  backoff_max: 1m\n",
        "bad.yaml:7: cache.backoff_base:", "must not exceed cache.backoff_max"},

@@ -3,6 +3,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -14,6 +15,7 @@
 namespace tokenbroker {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -95,18 +97,46 @@ INSTANTIATE_TEST_SUITE_P(
                     absl::Seconds(1800),
                     {}},
         SuccessCase{"ExpiresFraction",
-                    Body(R"(,"expires_in":1.5)"),
-                    absl::Milliseconds(1500),
+                    Body(R"(,"expires_in":10.5)"),
+                    absl::Milliseconds(10500),
                     {}},
-        SuccessCase{"ExpiresNegative",
-                    Body(R"(,"expires_in":-5)"),
-                    absl::Seconds(3600),
+        // The floor (min_lifetime, 10 s) itself is accepted.
+        SuccessCase{"ExpiresAtTheFloor",
+                    Body(R"(,"expires_in":10)"),
+                    absl::Seconds(10),
                     {}},
-        SuccessCase{
-            "ExpiresZero", Body(R"(,"expires_in":0)"), absl::Seconds(3600), {}},
+        SuccessCase{"ExpiresStringWithSpaces",
+                    Body(R"(,"expires_in":" 600 ")"),
+                    absl::Seconds(600),
+                    {}},
+        // Not numbers: as if absent.
         SuccessCase{"ExpiresGarbage",
                     Body(R"(,"expires_in":"soon")"),
                     absl::Seconds(3600),
+                    {}},
+        SuccessCase{"ExpiresNaNString",
+                    Body(R"(,"expires_in":"NaN")"),
+                    absl::Seconds(3600),
+                    {}},
+        SuccessCase{"ExpiresEmptyString",
+                    Body(R"(,"expires_in":"")"),
+                    absl::Seconds(3600),
+                    {}},
+        SuccessCase{"ExpiresBool",
+                    Body(R"(,"expires_in":true)"),
+                    absl::Seconds(3600),
+                    {}},
+        SuccessCase{"ExpiresObject",
+                    Body(R"(,"expires_in":{"s":1})"),
+                    absl::Seconds(3600),
+                    {}},
+        SuccessCase{"ExpiresInfinityString",
+                    Body(R"(,"expires_in":"inf")"),
+                    absl::Hours(24),
+                    {}},
+        SuccessCase{"ExpiresOverflowString",
+                    Body(R"(,"expires_in":"1e999")"),
+                    absl::Hours(24),
                     {}},
         SuccessCase{"ExpiresNull",
                     Body(R"(,"expires_in":null)"),
@@ -392,6 +422,56 @@ TEST(ParseTokenResponseTest, ScopeAbsentGivesEmptyScopes) {
                              Options());
   ASSERT_THAT(token, IsOk());
   EXPECT_THAT(token->scopes, ElementsAre("a"));
+}
+
+// issue 10, defect 10: a lifetime under the floor yields a token that is
+// already expired and a refresh loop against the token endpoint.
+TEST(ParseTokenResponseTest, LifetimeUnderTheFloorIsRefusedWithTheValue) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"0", "expires in 0 s"},
+      {"-5", "expires in -5 s"},
+      {"-0.0", "expires in -0 s"},
+      {"0.001", "expires in 0.001 s"},
+      {"1e-300", "expires in 1e-300 s"},
+      {"-1e300", "expires in -1e+300 s"},
+      {"9.999", "expires in 9.999 s"},
+      {"1.5", "expires in 1.5 s"},
+      {R"("0.001")", "expires in 0.001 s"},
+      {R"("0")", "expires in 0 s"},
+      {R"("-inf")", "expires in -inf s"},
+      {R"("1e-400")", "expires in 0 s"},
+  };
+  for (const auto& [value, text] : cases) {
+    absl::StatusOr<Token> token = ParseTokenResponse(
+        Response(200, Body(R"(,"expires_in":)" + value)), kNow, Options());
+    EXPECT_THAT(token,
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         AllOf(HasSubstr("\"design-center\""), HasSubstr(text),
+                               HasSubstr("minimum of 10s"),
+                               HasSubstr("cache.min_lifetime"),
+                               Not(HasSubstr(kToken)))))
+        << value;
+  }
+}
+
+TEST(ParseTokenResponseTest, FloorIsAnOption) {
+  TokenParseOptions options = Options();
+  options.min_lifetime = absl::Seconds(1);
+  absl::StatusOr<Token> token = ParseTokenResponse(
+      Response(200, Body(R"(,"expires_in":1.5)")), kNow, options);
+  ASSERT_THAT(token, IsOk());
+  EXPECT_EQ(token->expires_at, kNow + absl::Milliseconds(1500));
+  EXPECT_THAT(ParseTokenResponse(Response(200, Body(R"(,"expires_in":0.5)")),
+                                 kNow, options),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("minimum of 1s")));
+}
+
+TEST(ParseTokenResponseTest, NumberTooLargeForJsonIsMalformed) {
+  // nlohmann::json refuses 1e999 (not finite): the answer is not JSON.
+  EXPECT_THAT(ParseTokenResponse(Response(200, Body(R"(,"expires_in":1e999)")),
+                                 kNow, Options()),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("not JSON")));
 }
 
 }  // namespace

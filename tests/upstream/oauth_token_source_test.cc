@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,6 +20,7 @@
 namespace tokenbroker {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -266,6 +268,44 @@ TEST_F(OAuthTokenSourceTest, RevokePostsTokenAndCredentials) {
                                 HasSubstr("revoke")));
   source_.Revoke("nope", "at-1", [&](absl::Status status) { result = status; });
   EXPECT_THAT(*result, StatusIs(absl::StatusCode::kNotFound));
+}
+
+// issue 10, defect 10: an already-expired token is refused, not cached.
+TEST_F(OAuthTokenSourceTest, LifetimeUnderTheFloorFailsThePrecondition) {
+  source_.SetApps({App()});
+  for (const char* expires_in : {"0.001", "1e-300", "0", "-1", "9"}) {
+    http_.SetHandler([expires_in](const HttpRequest&) {
+      return FakeHttpClient::Json(
+          200, absl::StrCat(R"({"access_token":"at-short","expires_in":)",
+                            expires_in, "}"));
+    });
+    EXPECT_THAT(FetchSync({"exchange", {}}),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         AllOf(HasSubstr("minimum of 10s"),
+                               HasSubstr("cache.min_lifetime"),
+                               Not(HasSubstr("at-short")))))
+        << expires_in;
+  }
+}
+
+TEST(OAuthTokenSourceOptionsTest, FloorComesFromTheOptions) {
+  FakeClock clock;
+  FakeHttpClient http([](const HttpRequest&) {
+    return FakeHttpClient::Json(200,
+                                R"({"access_token":"at-2","expires_in":3})");
+  });
+  OAuthTokenSourceOptions options;
+  EXPECT_EQ(options.min_lifetime, absl::Seconds(10));  // The default.
+  options.min_lifetime = absl::Seconds(2);
+  OAuthTokenSource source(http, clock, options);
+  source.SetApps({App()});
+  std::optional<absl::StatusOr<Token>> result;
+  source.Fetch({"exchange", {}}, [&](absl::StatusOr<Token> token) {
+    result.emplace(std::move(token));
+  });
+  ASSERT_TRUE(result.has_value());
+  ASSERT_THAT(*result, IsOk());
+  EXPECT_EQ((*result)->expires_at, clock.Now() + absl::Seconds(3));
 }
 
 }  // namespace
