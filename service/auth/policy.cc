@@ -22,13 +22,27 @@ std::vector<std::string> MissingScopes(const AppGrant& grant,
   return missing;
 }
 
-absl::Status CheckGrantScopes(const CallerConfig& caller, const AppGrant& grant,
-                              const std::vector<std::string>& scopes) {
+// The one scope rule of every RPC that uses an app's token (GetToken,
+// WatchToken, Call, CallStream): no scopes asked for means a token with every
+// scope of the app (it is what the token endpoint returns), so the grant must
+// cover them all; otherwise it must cover each scope asked for.
+absl::Status CheckScopes(const CallerConfig& caller, const AppGrant& grant,
+                         const AppConfig& app,
+                         const std::vector<std::string>& scopes) {
+  if (scopes.empty()) {
+    std::vector<std::string> missing = MissingScopes(grant, app.scopes);
+    if (missing.empty()) return absl::OkStatus();
+    return absl::PermissionDeniedError(absl::StrCat(
+        "caller ", caller.name, " named no scopes for app ", app.name,
+        ", which means all of its scopes, but is not granted [",
+        absl::StrJoin(missing, " "), "]; name the scopes it holds [",
+        absl::StrJoin(grant.scopes, " "), "]"));
+  }
   std::vector<std::string> missing = MissingScopes(grant, scopes);
   if (missing.empty()) return absl::OkStatus();
   return absl::PermissionDeniedError(absl::StrCat(
       "caller ", caller.name, " is not granted scope(s) [",
-      absl::StrJoin(missing, " "), "] of app ", grant.app,
+      absl::StrJoin(missing, " "), "] of app ", app.name,
       "; its grant allows [", absl::StrJoin(grant.scopes, " "), "]"));
 }
 
@@ -54,20 +68,7 @@ absl::Status AuthorizeToken(const CallerConfig& caller, const AppConfig& app,
         absl::StrCat("caller ", caller.name, " may use app ", app.name,
                      " only through Call (its grant has get_token: false)"));
   }
-  // No scopes asked for means a token with every scope of the app (it is
-  // what the token endpoint returns), so the grant must cover them all.
-  if (scopes.empty() && !grant->all_scopes) {
-    std::vector<std::string> missing = MissingScopes(*grant, app.scopes);
-    if (!missing.empty()) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "caller ", caller.name, " asked for a token of app ", app.name,
-          " without naming scopes, which means all of its scopes, but is not "
-          "granted [",
-          absl::StrJoin(missing, " "), "]; ask for the scopes it holds [",
-          absl::StrJoin(grant->scopes, " "), "]"));
-    }
-  }
-  return CheckGrantScopes(caller, *grant, scopes);
+  return CheckScopes(caller, *grant, app, scopes);
 }
 
 absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
@@ -75,7 +76,7 @@ absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
                            absl::string_view method, absl::string_view path) {
   const AppGrant* grant = caller.FindGrant(app.name);
   if (grant == nullptr) return NoGrant(caller, app);
-  if (absl::Status s = CheckGrantScopes(caller, *grant, scopes); !s.ok()) {
+  if (absl::Status s = CheckScopes(caller, *grant, app, scopes); !s.ok()) {
     return s;
   }
   for (const RouteRule& rule : grant->routes) {

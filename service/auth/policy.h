@@ -13,16 +13,21 @@ namespace tokenbroker {
 // Deny-by-default decisions over a caller's grants (CallerConfig). Every
 // refusal is PERMISSION_DENIED with a message naming what was missing. Pure
 // functions; thread-safe.
+//
+// One scope rule for every RPC that uses an app's token (GetToken,
+// WatchToken, Call, CallStream): no scopes named means all of the app's
+// scopes (the token endpoint returns a token with all of them), so the grant
+// must cover every scope of the app; otherwise the grant must cover each
+// scope named.
 
 // May `caller` obtain a token of `app` carrying `scopes` (GetToken,
-// WatchToken)? Needs a grant for the app with get_token, covering each scope;
-// no scopes means all of the app's scopes.
+// WatchToken)? Needs a grant for the app with get_token, and the scope rule.
 absl::Status AuthorizeToken(const CallerConfig& caller, const AppConfig& app,
                             const std::vector<std::string>& scopes);
 
 // May `caller` send `method` `path` (origin-form, query allowed and ignored)
-// through Call with `scopes` for `app`? Needs a grant for the app covering
-// the scopes and a route matching method and path.
+// through Call with `scopes` for `app`? Needs a grant for the app, the scope
+// rule, and a route matching method and path.
 absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
                            const std::vector<std::string>& scopes,
                            absl::string_view method, absl::string_view path);

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/config/config.h"
@@ -184,7 +185,13 @@ constexpr char kCallers[] =
     "                 'POST /designcenter/api/v1/**']\n"
     "  - name: no-scopes\n"
     "    grants:\n"
-    "      - {app: dc, routes: ['GET /accounts/api/me']}\n";
+    "      - {app: dc, routes: ['GET /accounts/api/me']}\n"
+    "  - name: env-reader\n"
+    "    grants:\n"
+    "      - {app: dc, scopes: [view:environment], routes: ['* /**']}\n"
+    "  - name: ex-only\n"
+    "    grants:\n"
+    "      - {app: ex, scopes: [read:exchange], routes: ['* /**']}\n";
 
 class PolicyTest : public ::testing::Test {
  protected:
@@ -260,14 +267,16 @@ TEST_F(PolicyTest, GetTokenFalseRefusesTokensButAllowsCall) {
       AuthorizeCall(Caller("call-only"), App("dc"), {"view:environment"}, "GET",
                     "/accounts/api/organizations/o1/environments"),
       IsOk());
-  EXPECT_THAT(AuthorizeCall(Caller("call-only"), App("dc"), {}, "POST",
-                            "/designcenter/api/v1/projects/p1/branches"),
-              IsOk());
+  EXPECT_THAT(
+      AuthorizeCall(Caller("call-only"), App("dc"), {"view:environment"},
+                    "POST", "/designcenter/api/v1/projects/p1/branches"),
+      IsOk());
 }
 
 TEST_F(PolicyTest, CallNeedsAMatchingRoute) {
   EXPECT_THAT(
-      AuthorizeCall(Caller("call-only"), App("dc"), {}, "DELETE",
+      AuthorizeCall(Caller("call-only"), App("dc"), {"view:environment"},
+                    "DELETE",
                     "/accounts/api/organizations/o1/environments?force=1"),
       StatusIs(absl::StatusCode::kPermissionDenied,
                AllOf(HasSubstr("DELETE /accounts/api/organizations/o1/"
@@ -302,9 +311,60 @@ TEST_F(PolicyTest, CallNeedsTheScopesToo) {
                             "/accounts/api/organizations/o1/environments"),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("no grant for app ex")));
+  // A grant without scopes covers no scope, and no scopes named means all
+  // of the app's: such a grant allows no Call.
   EXPECT_THAT(AuthorizeCall(Caller("no-scopes"), App("dc"), {}, "GET",
                             "/accounts/api/me"),
-              IsOk());
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("all of its scopes")));
+}
+
+// Issue 10, defect 6: Call skipped the rule that no scopes means all of the
+// app's scopes, so a caller granted view:environment only got a Call with
+// scopes [] through, and was refused with [view:design_center].
+TEST_F(PolicyTest, CallWithNoScopesMeansEveryScopeOfTheApp) {
+  EXPECT_THAT(AuthorizeCall(Caller("call-only"), App("dc"), {}, "GET",
+                            "/accounts/api/organizations/o1/environments"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("all of its scopes"),
+                             HasSubstr("view:design_center"),
+                             HasSubstr("read:exchange"))));
+  EXPECT_THAT(
+      AuthorizeCall(Caller("call-only"), App("dc"), {"view:design_center"},
+                    "GET", "/accounts/api/organizations/o1/environments"),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(
+      AuthorizeCall(Caller("call-only"), App("dc"), {"view:environment"}, "GET",
+                    "/accounts/api/organizations/o1/environments"),
+      IsOk());
+}
+
+// One scope rule for every RPC: with a route that matches everything,
+// AuthorizeCall and AuthorizeToken agree on every set of scopes, with the
+// same message.
+TEST_F(PolicyTest, TokenAndCallApplyTheSameScopeRule) {
+  const std::vector<std::vector<std::string>> scope_sets = {
+      {},
+      {"view:environment"},
+      {"view:design_center"},
+      {"read:exchange"},
+      {"view:environment", "read:exchange"},
+      {"view:design_center", "view:environment", "read:exchange"},
+      {"profile"},
+      {"not:held"}};
+  for (const char* caller : {"env-reader", "full", "ex-only"}) {
+    for (const char* app : {"dc", "ex"}) {
+      const AppGrant* grant = Caller(caller).FindGrant(app);
+      if (grant == nullptr || grant->routes.empty()) continue;
+      for (const std::vector<std::string>& scopes : scope_sets) {
+        absl::Status token = AuthorizeToken(Caller(caller), App(app), scopes);
+        absl::Status call =
+            AuthorizeCall(Caller(caller), App(app), scopes, "GET", "/x");
+        EXPECT_EQ(token, call) << caller << " " << app << " ["
+                               << absl::StrJoin(scopes, " ") << "]";
+      }
+    }
+  }
 }
 
 TEST_F(PolicyTest, AdminNeedsTheAdminRole) {
