@@ -1,6 +1,9 @@
 #include "service/auth/policy.h"
 
 #include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -25,7 +28,9 @@ std::vector<std::string> MissingScopes(const AppGrant& grant,
 // The one scope rule of every RPC that uses an app's token (GetToken,
 // WatchToken, Call, CallStream): no scopes asked for means a token with every
 // scope of the app (it is what the token endpoint returns), so the grant must
-// cover them all; otherwise it must cover each scope asked for.
+// cover them all; otherwise it must cover each scope asked for, and the app
+// must hold them. The caller holds a grant for the app, so messages may name
+// its scopes.
 absl::Status CheckScopes(const CallerConfig& caller, const AppGrant& grant,
                          const AppConfig& app,
                          const std::vector<std::string>& scopes) {
@@ -38,18 +43,73 @@ absl::Status CheckScopes(const CallerConfig& caller, const AppGrant& grant,
         absl::StrJoin(missing, " "), "]; name the scopes it holds [",
         absl::StrJoin(grant.scopes, " "), "]"));
   }
-  std::vector<std::string> missing = MissingScopes(grant, scopes);
-  if (missing.empty()) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat(
-      "caller ", caller.name, " is not granted scope(s) [",
-      absl::StrJoin(missing, " "), "] of app ", app.name,
-      "; its grant allows [", absl::StrJoin(grant.scopes, " "), "]"));
+  if (std::vector<std::string> missing = MissingScopes(grant, scopes);
+      !missing.empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "caller ", caller.name, " is not granted scope(s) [",
+        absl::StrJoin(missing, " "), "] of app ", app.name,
+        "; its grant allows [", absl::StrJoin(grant.scopes, " "), "]"));
+  }
+  if (std::vector<std::string> missing = ScopesNotHeld(app, scopes);
+      !missing.empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "app ", app.name, " does not hold scope(s) [",
+        absl::StrJoin(missing, " "), "]; its scopes are [",
+        absl::StrJoin(app.scopes, " "),
+        "]: ask for those, or grant the scope to the connected app in "
+        "Anypoint and to the app in the broker config"));
+  }
+  return absl::OkStatus();
 }
 
-absl::Status NoGrant(const CallerConfig& caller, const AppConfig& app) {
+// The same answer for an app that does not exist and one the caller has no
+// grant for: a caller learns nothing about apps it may not use.
+absl::Status NoGrant(const CallerConfig& caller, absl::string_view app) {
   return absl::PermissionDeniedError(
-      absl::StrCat("caller ", caller.name, " has no grant for app ", app.name,
-                   "; ask the broker's operators to add one"));
+      absl::StrCat("caller ", caller.name, " has no grant for app ", app,
+                   " (or there is no such app); ask the broker's operators "
+                   "for one"));
+}
+
+// Looks up the caller's grant and the app; either missing is NoGrant.
+absl::Status FindGranted(const CallerConfig& caller, const Config& config,
+                         absl::string_view app, const AppConfig** found) {
+  *found = nullptr;
+  if (caller.FindGrant(app) == nullptr) return NoGrant(caller, app);
+  *found = config.FindApp(app);
+  if (*found == nullptr) return NoGrant(caller, app);
+  return absl::OkStatus();
+}
+
+// The token request of GetToken with no app: the narrowest app the caller
+// may get a token of for these scopes.
+absl::StatusOr<ResolvedTokenRequest> PickApp(
+    const CallerConfig& caller, const Config& config,
+    const std::vector<std::string>& scopes) {
+  const AppConfig* chosen = nullptr;
+  for (const AppConfig& candidate : config.apps) {
+    if (!AuthorizeToken(caller, candidate, scopes).ok()) continue;
+    if (chosen == nullptr || candidate.scopes.size() < chosen->scopes.size()) {
+      chosen = &candidate;  // Apps are sorted by name: ties keep the first.
+    }
+  }
+  if (chosen != nullptr) return MakeTokenRequest(*chosen, scopes);
+  // Only what the caller's own grants say: no other app, no app's scopes.
+  std::vector<std::string> grants;
+  for (const AppGrant& grant : caller.grants) {
+    if (!grant.get_token) continue;
+    grants.push_back(absl::StrCat(
+        grant.app, " [",
+        grant.all_scopes ? "*" : absl::StrJoin(grant.scopes, " "), "]"));
+  }
+  std::sort(grants.begin(), grants.end());
+  return absl::PermissionDeniedError(absl::StrCat(
+      "no app that caller ", caller.name,
+      " may get tokens of covers the scopes [", absl::StrJoin(scopes, " "), "]",
+      grants.empty()
+          ? "; it has no grant that allows GetToken"
+          : absl::StrCat("; its grants: ", absl::StrJoin(grants, ", ")),
+      "; name an app, or ask the broker's operators for a grant"));
 }
 
 }  // namespace
@@ -62,7 +122,7 @@ bool GrantCoversScopes(const AppGrant& grant,
 absl::Status AuthorizeToken(const CallerConfig& caller, const AppConfig& app,
                             const std::vector<std::string>& scopes) {
   const AppGrant* grant = caller.FindGrant(app.name);
-  if (grant == nullptr) return NoGrant(caller, app);
+  if (grant == nullptr) return NoGrant(caller, app.name);
   if (!grant->get_token) {
     return absl::PermissionDeniedError(
         absl::StrCat("caller ", caller.name, " may use app ", app.name,
@@ -75,7 +135,7 @@ absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
                            const std::vector<std::string>& scopes,
                            absl::string_view method, absl::string_view path) {
   const AppGrant* grant = caller.FindGrant(app.name);
-  if (grant == nullptr) return NoGrant(caller, app);
+  if (grant == nullptr) return NoGrant(caller, app.name);
   if (absl::Status s = CheckScopes(caller, *grant, app, scopes); !s.ok()) {
     return s;
   }
@@ -91,6 +151,42 @@ absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
                                    out->append(rule.text);
                                  }),
                    "]"));
+}
+
+absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRequest(
+    const CallerConfig& caller, const Config& config, absl::string_view app,
+    std::vector<std::string> scopes) {
+  absl::StatusOr<std::vector<std::string>> normalized =
+      NormalizeTokenRequest(app, std::move(scopes));
+  if (!normalized.ok()) return normalized.status();
+  if (app.empty()) return PickApp(caller, config, *normalized);
+  const AppConfig* found = nullptr;
+  if (absl::Status s = FindGranted(caller, config, app, &found); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = AuthorizeToken(caller, *found, *normalized); !s.ok()) {
+    return s;
+  }
+  return MakeTokenRequest(*found, *normalized);
+}
+
+absl::StatusOr<ResolvedTokenRequest> AuthorizeCallRequest(
+    const CallerConfig& caller, const Config& config, absl::string_view app,
+    std::vector<std::string> scopes, absl::string_view method,
+    absl::string_view path) {
+  if (app.empty()) return absl::InvalidArgumentError("app: required for Call");
+  absl::StatusOr<std::vector<std::string>> normalized =
+      NormalizeTokenRequest(app, std::move(scopes));
+  if (!normalized.ok()) return normalized.status();
+  const AppConfig* found = nullptr;
+  if (absl::Status s = FindGranted(caller, config, app, &found); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = AuthorizeCall(caller, *found, *normalized, method, path);
+      !s.ok()) {
+    return s;
+  }
+  return MakeTokenRequest(*found, *normalized);
 }
 
 absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc) {

@@ -5,20 +5,47 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "service/cache/token_request.h"
 #include "service/config/config.h"
 
 namespace tokenbroker {
 
 // Deny-by-default decisions over a caller's grants (CallerConfig). Every
-// refusal is PERMISSION_DENIED with a message naming what was missing. Pure
+// refusal is PERMISSION_DENIED with a message naming what was missing. A
+// caller learns nothing about apps it holds no grant for: an unknown app and
+// an app without a grant get the same code and message, and no message names
+// an app's scopes unless the caller holds a grant for that app. Pure
 // functions; thread-safe.
 //
 // One scope rule for every RPC that uses an app's token (GetToken,
 // WatchToken, Call, CallStream): no scopes named means all of the app's
 // scopes (the token endpoint returns a token with all of them), so the grant
 // must cover every scope of the app; otherwise the grant must cover each
-// scope named.
+// scope named and the app must hold it (`profile` it always holds).
+
+// GetToken and WatchToken: the whole decision, one call per RPC. Checks the
+// request's form (INVALID_ARGUMENT), then the caller's grant for `app` and
+// the scope rule, and returns the token request to serve. `app` empty (only
+// GetToken allows it): the app with the fewest scopes (then the first by
+// name) that the caller may get a token of with `scopes`; if there is none,
+// the message lists only the caller's own grants.
+// Errors: INVALID_ARGUMENT, PERMISSION_DENIED (also for an unknown app). The
+// returned pointer is valid as long as `config` is.
+absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRequest(
+    const CallerConfig& caller, const Config& config, absl::string_view app,
+    std::vector<std::string> scopes);
+
+// Call and CallStream: the same for a proxied request of `method` `path`
+// (which ValidateCallRequest has accepted); `app` is required. Checks the
+// grant, the scope rule and the routes (RouteMatches).
+// Errors: INVALID_ARGUMENT, PERMISSION_DENIED (also for an unknown app). The
+// returned pointer is valid as long as `config` is.
+absl::StatusOr<ResolvedTokenRequest> AuthorizeCallRequest(
+    const CallerConfig& caller, const Config& config, absl::string_view app,
+    std::vector<std::string> scopes, absl::string_view method,
+    absl::string_view path);
 
 // May `caller` obtain a token of `app` carrying `scopes` (GetToken,
 // WatchToken)? Needs a grant for the app with get_token, and the scope rule.

@@ -34,21 +34,10 @@ bool Holds(const AppConfig& app, const std::string& scope) {
          std::binary_search(app.scopes.begin(), app.scopes.end(), scope);
 }
 
-std::vector<std::string> Missing(const AppConfig& app,
-                                 const std::vector<std::string>& scopes) {
-  std::vector<std::string> missing;
-  for (const std::string& scope : scopes) {
-    if (!Holds(app, scope)) missing.push_back(scope);
-  }
-  return missing;
-}
-
 }  // namespace
 
-absl::StatusOr<ResolvedTokenRequest> ResolveTokenRequest(
-    const Config& config, absl::string_view app,
-    std::vector<std::string> scopes,
-    const std::function<bool(const AppConfig&)>& usable) {
+absl::StatusOr<std::vector<std::string>> NormalizeTokenRequest(
+    absl::string_view app, std::vector<std::string> scopes) {
   if (!app.empty() && !IsValidAppName(app)) {
     return absl::InvalidArgumentError(
         "app: must be 1 to 64 characters of letters, digits, '.', '_' or '-'");
@@ -66,20 +55,51 @@ absl::StatusOr<ResolvedTokenRequest> ResolveTokenRequest(
   }
   std::sort(scopes.begin(), scopes.end());
   scopes.erase(std::unique(scopes.begin(), scopes.end()), scopes.end());
+  return scopes;
+}
+
+std::vector<std::string> ScopesNotHeld(const AppConfig& app,
+                                       const std::vector<std::string>& scopes) {
+  std::vector<std::string> missing;
+  for (const std::string& scope : scopes) {
+    if (!Holds(app, scope)) missing.push_back(scope);
+  }
+  return missing;
+}
+
+ResolvedTokenRequest MakeTokenRequest(const AppConfig& app,
+                                      const std::vector<std::string>& scopes) {
+  ResolvedTokenRequest resolved;
+  resolved.app = &app;
+  resolved.upstream.app = app.name;
+  if (app.send_scope) {
+    resolved.upstream.scopes = scopes.empty() ? app.scopes : scopes;
+  }
+  return resolved;
+}
+
+absl::StatusOr<ResolvedTokenRequest> ResolveTokenRequest(
+    const Config& config, absl::string_view app,
+    std::vector<std::string> requested,
+    const std::function<bool(const AppConfig&)>& usable) {
+  absl::StatusOr<std::vector<std::string>> normalized =
+      NormalizeTokenRequest(app, std::move(requested));
+  if (!normalized.ok()) return normalized.status();
+  const std::vector<std::string>& scopes = *normalized;
 
   const AppConfig* chosen = nullptr;
   if (app.empty()) {
-    bool covered = false;
     for (const AppConfig& candidate : config.apps) {
-      if (!Missing(candidate, scopes).empty()) continue;
-      covered = true;
+      if (!ScopesNotHeld(candidate, scopes).empty()) continue;
       if (usable && !usable(candidate)) continue;
       if (chosen == nullptr ||
           candidate.scopes.size() < chosen->scopes.size()) {
         chosen = &candidate;  // Apps are sorted by name: ties keep the first.
       }
     }
-    if (chosen == nullptr && covered) {
+    if (chosen == nullptr && usable) {
+      // Whether an app the caller may not use covers the scopes is not the
+      // caller's business.
       return absl::PermissionDeniedError(
           absl::StrCat("no app granted to this caller holds the scopes [",
                        absl::StrJoin(scopes, " "),
@@ -97,7 +117,7 @@ absl::StatusOr<ResolvedTokenRequest> ResolveTokenRequest(
           absl::StrCat("unknown app '", app,
                        "'; BrokerAdmin.ListApps shows the configured apps"));
     }
-    std::vector<std::string> missing = Missing(*chosen, scopes);
+    std::vector<std::string> missing = ScopesNotHeld(*chosen, scopes);
     if (!missing.empty()) {
       return absl::PermissionDeniedError(absl::StrCat(
           "app ", chosen->name, " does not hold scope(s) [",
@@ -107,14 +127,7 @@ absl::StatusOr<ResolvedTokenRequest> ResolveTokenRequest(
           "Anypoint and to the app in the broker config"));
     }
   }
-
-  ResolvedTokenRequest resolved;
-  resolved.app = chosen;
-  resolved.upstream.app = chosen->name;
-  if (chosen->send_scope) {
-    resolved.upstream.scopes = scopes.empty() ? chosen->scopes : scopes;
-  }
-  return resolved;
+  return MakeTokenRequest(*chosen, scopes);
 }
 
 }  // namespace tokenbroker

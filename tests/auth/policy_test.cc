@@ -365,6 +365,10 @@ TEST_F(PolicyTest, TokenAndCallApplyTheSameScopeRule) {
       }
     }
   }
+  EXPECT_THAT(
+      AuthorizeCall(Caller("full"), App("dc"), {"not:held"}, "GET", "/x"),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               HasSubstr("does not hold scope(s) [not:held]")));
 }
 
 TEST_F(PolicyTest, AdminNeedsTheAdminRole) {
@@ -397,6 +401,144 @@ TEST_F(PolicyTest, UnconfiguredCallerHasNothing) {
               StatusIs(absl::StatusCode::kPermissionDenied));
   EXPECT_THAT(AuthorizeAdmin(nobody, "ListApps"),
               StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+// Issue 10, defect 7: a caller learns nothing about apps it holds no grant
+// for. An unknown app and an app without a grant get the same code and the
+// same message; the app's scopes appear in no message.
+TEST_F(PolicyTest, UnknownAndUngrantedAppsLookTheSame) {
+  for (const std::vector<std::string>& scopes :
+       std::vector<std::vector<std::string>>{{}, {"a"}, {"x:y"}}) {
+    absl::Status ungranted =
+        AuthorizeTokenRequest(Caller("reader"), config_, "other", scopes)
+            .status();
+    absl::Status unknown =
+        AuthorizeTokenRequest(Caller("reader"), config_, "nope", scopes)
+            .status();
+    EXPECT_THAT(ungranted,
+                StatusIs(absl::StatusCode::kPermissionDenied,
+                         AllOf(HasSubstr("reader"), HasSubstr("no grant"),
+                               HasSubstr("other"), Not(HasSubstr("[a]")))));
+    EXPECT_EQ(unknown.code(), ungranted.code());
+    std::string message(ungranted.message());
+    message.replace(message.find("other"), 5, "nope");
+    EXPECT_EQ(std::string(unknown.message()), message);
+
+    absl::Status call_ungranted =
+        AuthorizeCallRequest(Caller("reader"), config_, "other", scopes, "GET",
+                             "/x")
+            .status();
+    absl::Status call_unknown =
+        AuthorizeCallRequest(Caller("reader"), config_, "nope", scopes, "GET",
+                             "/x")
+            .status();
+    EXPECT_EQ(call_ungranted, ungranted);
+    EXPECT_EQ(call_unknown, unknown);
+  }
+  // dc's scopes are not revealed to a caller without a grant for dc.
+  absl::Status s =
+      AuthorizeTokenRequest(Caller("ex-only"), config_, "dc", {"manage:apis"})
+          .status();
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kPermissionDenied,
+                          AllOf(Not(HasSubstr("view:")),
+                                Not(HasSubstr("its scopes")))));
+}
+
+TEST_F(PolicyTest, GrantedAppsMayNameTheirScopes) {
+  // full holds a grant for dc: telling it what dc holds is fine.
+  EXPECT_THAT(
+      AuthorizeTokenRequest(Caller("full"), config_, "dc", {"manage:apis"}),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               AllOf(HasSubstr("does not hold scope(s) [manage:apis]"),
+                     HasSubstr("view:design_center"))));
+  auto resolved = AuthorizeTokenRequest(
+      Caller("full"), config_, "dc", {"view:environment", "view:environment"});
+  ASSERT_THAT(resolved, IsOk());
+  EXPECT_EQ(resolved->app, &App("dc"));
+  EXPECT_EQ(resolved->upstream.app, "dc");
+  EXPECT_THAT(
+      AuthorizeTokenRequest(Caller("call-only"), config_, "dc",
+                            {"view:environment"}),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("get_token")));
+}
+
+TEST_F(PolicyTest, EmptyAppPicksTheNarrowestGrantedApp) {
+  auto resolved =
+      AuthorizeTokenRequest(Caller("reader"), config_, "", {"read:exchange"});
+  ASSERT_THAT(resolved, IsOk());
+  EXPECT_EQ(resolved->app->name, "ex");
+  // No scopes: all of the app's; reader's dc grant does not cover them.
+  resolved = AuthorizeTokenRequest(Caller("reader"), config_, "", {});
+  ASSERT_THAT(resolved, IsOk());
+  EXPECT_EQ(resolved->app->name, "ex");
+  resolved =
+      AuthorizeTokenRequest(Caller("full"), config_, "", {"view:environment"});
+  ASSERT_THAT(resolved, IsOk());
+  EXPECT_EQ(resolved->app->name, "dc");
+  // Call-only grants are not candidates.
+  EXPECT_THAT(AuthorizeTokenRequest(Caller("call-only"), config_, "",
+                                    {"view:environment"}),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("no grant that allows GetToken")));
+}
+
+// With no app named, whether some app outside the caller's grants holds the
+// scopes is not revealed: the same code and message either way, naming only
+// the caller's own grants.
+TEST_F(PolicyTest, EmptyAppRevealsNothingOutsideTheGrants) {
+  absl::Status held_elsewhere =
+      AuthorizeTokenRequest(Caller("reader"), config_, "", {"a"}).status();
+  absl::Status held_nowhere =
+      AuthorizeTokenRequest(Caller("reader"), config_, "", {"b"}).status();
+  EXPECT_THAT(held_elsewhere,
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("[a]"), HasSubstr("dc [read:exchange]"),
+                             HasSubstr("ex [read:exchange]"),
+                             Not(HasSubstr("other")))));
+  EXPECT_EQ(held_nowhere.code(), held_elsewhere.code());
+  std::string message(held_elsewhere.message());
+  message.replace(message.find("[a]"), 3, "[b]");
+  EXPECT_EQ(std::string(held_nowhere.message()), message);
+  // dc holds view:design_center, but reader's grant does not cover it: dc's
+  // other scopes are not listed.
+  EXPECT_THAT(AuthorizeTokenRequest(Caller("reader"), config_, "",
+                                    {"view:design_center"}),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       Not(HasSubstr("view:environment"))));
+}
+
+TEST_F(PolicyTest, MalformedRequestsAreInvalidBeforeAnyLookUp) {
+  for (const char* app : {"bad name!", "../x", "a/b"}) {
+    EXPECT_THAT(AuthorizeTokenRequest(Caller("ex-only"), config_, app, {}),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << app;
+    EXPECT_THAT(
+        AuthorizeCallRequest(Caller("reader"), config_, app, {}, "GET", "/x"),
+        StatusIs(absl::StatusCode::kInvalidArgument))
+        << app;
+  }
+  EXPECT_THAT(AuthorizeTokenRequest(Caller("reader"), config_, "ex", {"a b"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      AuthorizeCallRequest(Caller("reader"), config_, "", {}, "GET", "/x"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("app")));
+}
+
+TEST_F(PolicyTest, CallRequestChecksGrantScopesAndRoute) {
+  auto resolved = AuthorizeCallRequest(
+      Caller("call-only"), config_, "dc", {"view:environment"}, "GET",
+      "/accounts/api/organizations/o1/environments");
+  ASSERT_THAT(resolved, IsOk());
+  EXPECT_EQ(resolved->app, &App("dc"));
+  EXPECT_THAT(
+      AuthorizeCallRequest(Caller("call-only"), config_, "dc", {}, "GET",
+                           "/accounts/api/organizations/o1/environments"),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               HasSubstr("all of its scopes")));
+  EXPECT_THAT(
+      AuthorizeCallRequest(Caller("call-only"), config_, "dc",
+                           {"view:environment"}, "GET", "/accounts/api/me"),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("route")));
 }
 
 }  // namespace

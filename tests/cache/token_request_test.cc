@@ -10,6 +10,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::tokenbroker::testing::IsOk;
 using ::tokenbroker::testing::StatusIs;
 
@@ -99,6 +100,59 @@ TEST(ResolveTokenRequestTest, MalformedInputIsInvalidArgument) {
   EXPECT_THAT(ResolveTokenRequest(config, "design-center",
                                   std::vector<std::string>(101, "x")),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// Issue 10, defect 7: with `usable` (a caller's view), whether an app the
+// caller may not use covers the scopes is not revealed.
+TEST(ResolveTokenRequestTest, WithUsableNoCoveringAppLooksTheSameEitherWay) {
+  Config config = TwoApps();
+  auto none = [](const AppConfig&) { return false; };
+  absl::Status covered_elsewhere =
+      ResolveTokenRequest(config, "", {"view:design_center"}, none).status();
+  absl::Status covered_nowhere =
+      ResolveTokenRequest(config, "", {"manage:apis"}, none).status();
+  EXPECT_THAT(covered_elsewhere, StatusIs(absl::StatusCode::kPermissionDenied,
+                                          Not(HasSubstr("design-center"))));
+  EXPECT_EQ(covered_nowhere.code(), covered_elsewhere.code());
+  std::string message(covered_elsewhere.message());
+  message.replace(message.find("view:design_center"), 18, "manage:apis");
+  EXPECT_EQ(std::string(covered_nowhere.message()), message);
+}
+
+TEST(NormalizeTokenRequestTest, SortsAndDeduplicatesValidScopes) {
+  auto scopes = NormalizeTokenRequest("any-app", {"b", "a", "b"});
+  ASSERT_THAT(scopes, IsOk());
+  EXPECT_THAT(*scopes, ElementsAre("a", "b"));
+  scopes = NormalizeTokenRequest("", {});
+  ASSERT_THAT(scopes, IsOk());
+  EXPECT_THAT(*scopes, IsEmpty());
+  EXPECT_THAT(NormalizeTokenRequest("bad name", {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("app")));
+  EXPECT_THAT(NormalizeTokenRequest("a", {"two words"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("scope")));
+  EXPECT_THAT(NormalizeTokenRequest("a", std::vector<std::string>(101, "x")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(ScopesNotHeldTest, ListsWhatTheAppLacks) {
+  Config config = TwoApps();
+  const AppConfig& narrow = config.apps[1];
+  EXPECT_THAT(ScopesNotHeld(narrow, {"profile", "read:exchange"}), IsEmpty());
+  EXPECT_THAT(ScopesNotHeld(narrow, {"a", "read:exchange", "z"}),
+              ElementsAre("a", "z"));
+}
+
+TEST(MakeTokenRequestTest, UpstreamScopesOnlyForSendScopeApps) {
+  Config config = TwoApps();
+  ResolvedTokenRequest wide =
+      MakeTokenRequest(config.apps[0], {"read:exchange"});
+  EXPECT_EQ(wide.app, &config.apps[0]);
+  EXPECT_EQ(wide.upstream.app, "design-center");
+  EXPECT_THAT(wide.upstream.scopes, IsEmpty());
+  EXPECT_THAT(MakeTokenRequest(config.apps[2], {"b"}).upstream.scopes,
+              ElementsAre("b"));
+  EXPECT_THAT(MakeTokenRequest(config.apps[2], {}).upstream.scopes,
+              ElementsAre("a", "b"));
 }
 
 }  // namespace
