@@ -1,5 +1,8 @@
 #include "service/config/config.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -17,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -1291,15 +1295,42 @@ std::string CheckSpiffeId(absl::string_view id) {
   return "";
 }
 
-bool SameApp(const AppConfig& a, const AppConfig& b) {
-  return std::tie(a.name, a.base_url, a.grant_type, a.client_id,
-                  a.client_secret, a.scopes, a.org_id, a.environment_ids,
-                  a.token_path, a.revoke_path, a.authorize_path, a.send_scope,
-                  a.client_auth) ==
-         std::tie(b.name, b.base_url, b.grant_type, b.client_id,
-                  b.client_secret, b.scopes, b.org_id, b.environment_ids,
-                  b.token_path, b.revoke_path, b.authorize_path, b.send_scope,
-                  b.client_auth);
+bool SameApp(const AppConfig& before, const AppConfig& after) {
+  const AppConfig& a = before;
+  const AppConfig& b = after;
+  if (std::tie(a.name, a.base_url, a.grant_type, a.client_id, a.client_secret,
+               a.scopes, a.org_id, a.environment_ids, a.token_path,
+               a.revoke_path, a.authorize_path, a.send_scope, a.client_auth) !=
+      std::tie(b.name, b.base_url, b.grant_type, b.client_id, b.client_secret,
+               b.scopes, b.org_id, b.environment_ids, b.token_path,
+               b.revoke_path, b.authorize_path, b.send_scope, b.client_auth)) {
+    return false;
+  }
+  // The same reference may now resolve to another app's client id (a file
+  // switched to another connected app): its tokens are not this app's. An id
+  // unknown at either time cannot be shown to be the same.
+  if (a.client_id_sha256.has_value() || b.client_id_sha256.has_value()) {
+    return a.client_id_sha256.has_value() && b.client_id_sha256.has_value() &&
+           !a.client_id_sha256->empty() &&
+           *a.client_id_sha256 == *b.client_id_sha256;
+  }
+  return true;
+}
+
+void FingerprintClientIds(Config* config) {
+  for (AppConfig& app : config->apps) {
+    absl::StatusOr<std::string> id = ResolveSecret(app.client_id);
+    if (!id.ok()) {
+      app.client_id_sha256 = "";
+      continue;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(id->data()), id->size(),
+           digest);
+    OPENSSL_cleanse(id->data(), id->size());
+    app.client_id_sha256 = absl::BytesToHexString(absl::string_view(
+        reinterpret_cast<const char*>(digest), sizeof(digest)));
+  }
 }
 
 const AppGrant* CallerConfig::FindGrant(absl::string_view app) const {
@@ -1339,7 +1370,9 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read config file ", path, ": read error"));
   }
-  return ParseConfig(content.str(), path);
+  absl::StatusOr<Config> config = ParseConfig(content.str(), path);
+  if (config.ok()) FingerprintClientIds(&*config);
+  return config;
 }
 
 std::string ControlPlaneBaseUrl(absl::string_view name) {

@@ -2,6 +2,7 @@
 #define TOKENBROKER_SERVICE_CONFIG_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,11 +52,30 @@ struct AppConfig {
   // (off for Anypoint client-credentials apps).
   bool send_scope = false;
   ClientAuthMethod client_auth = ClientAuthMethod::kClientSecretPost;
+  // Lower-case hex SHA-256 of the client id as it resolved when the config
+  // was loaded (FingerprintClientIds), so that a reload sees a {file:} or
+  // {env:} client id that now names another connected app. nullopt: not
+  // taken; empty: the client id could not be resolved then.
+  std::optional<std::string> client_id_sha256;
 };
 
-// Whether two app configs would fetch tokens the same way (config reload
-// keeps the tokens of apps that compare equal).
-bool SameApp(const AppConfig& a, const AppConfig& b);
+// Whether two app configs would fetch tokens of the same connected app the
+// same way (config reload keeps the tokens of apps that compare equal): the
+// same settings and secret references and, when either was fingerprinted
+// (LoadConfigFile does it), client ids that resolved to the same value both
+// times. A client id that could not be resolved either time counts as a
+// change. A rotated client secret does not: the tokens are the same app's.
+// `before` is the running config's app, `after` the reloaded one.
+bool SameApp(const AppConfig& before, const AppConfig& after);
+
+struct Config;
+
+// Resolves every app's client id (ResolveSecret) and records its SHA-256 in
+// AppConfig::client_id_sha256: empty if it cannot be resolved, which is not
+// an error here (fetches will report it). The id itself is not kept.
+// LoadConfigFile() calls it; call it on a config built otherwise before
+// comparing it with SameApp().
+void FingerprintClientIds(Config* config);
 
 struct CachePolicy {
   absl::Duration min_ttl = absl::Seconds(30);
@@ -218,7 +238,8 @@ inline bool IsValidSpiffeId(absl::string_view id) {
 absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text,
                                    absl::string_view path);
 
-// Reads and parses the file at `path`.
+// Reads and parses the file at `path`, then records the fingerprints of
+// the client ids (FingerprintClientIds; client secrets are not read).
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
 // Base URL of a named control plane ("us", "eu", "gov"), or empty.
