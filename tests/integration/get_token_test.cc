@@ -11,12 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
+#include "service/cache/token_cache.h"
 #include "tests/testing/broker_fixture.h"
+#include "tests/testing/fake_clock.h"
+#include "tests/testing/poll_until.h"
 
 namespace tokenbroker {
 namespace {
@@ -25,6 +29,8 @@ namespace pb = ::anypoint::tokenbroker::v1;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::tokenbroker::testing::BrokerFixture;
+using ::tokenbroker::testing::FakeClock;
+using ::tokenbroker::testing::PollUntil;
 
 absl::Time ToAbslTime(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixNanos(
@@ -32,6 +38,37 @@ absl::Time ToAbslTime(const google::protobuf::Timestamp& ts) {
 }
 
 class GetTokenTest : public BrokerFixture {};
+
+// The broker on a fake clock with no refresher thread: a test moves time and
+// runs due refreshes itself, so what is due when does not depend on load.
+// Upstream requests to the emulator still take real time; tests wait for
+// their outcome with PollUntil. The clock starts at the real time, so that
+// the callers' gRPC deadlines stay meaningful.
+class FakeClockGetTokenTest : public BrokerFixture {
+ protected:
+  FakeClockGetTokenTest() : clock_(absl::Now()) {
+    deps_.clock = &clock_;
+    deps_.start_refresher = false;
+  }
+
+  // The cache entry of `app` (requested with no scopes).
+  TokenEntryInfo Entry(const std::string& app) {
+    for (TokenEntryInfo& info : broker_->cache().Snapshot()) {
+      if (info.app == app && info.scopes.empty()) return info;
+    }
+    return TokenEntryInfo();
+  }
+
+  // Sets the clock to the earliest scheduled refresh or retry and starts it.
+  void RunNextDue() {
+    absl::Time due = broker_->cache().NextDue();
+    ASSERT_NE(due, absl::InfiniteFuture()) << "nothing is scheduled";
+    if (due > clock_.Now()) clock_.Set(due);
+    broker_->cache().RunDue();
+  }
+
+  FakeClock clock_;
+};
 
 TEST_F(GetTokenTest, ColdFetchReturnsAWorkingToken) {
   pb::GetTokenResponse response;
@@ -98,70 +135,95 @@ TEST_F(GetTokenTest, ConcurrentColdCallsMakeOneUpstreamRequest) {
   EXPECT_GT(broker_->cache().stats().waits, 1);
 }
 
-TEST_F(GetTokenTest, ShortLivedTokenIsRefreshedBeforeExpiryWithoutWaiting) {
-  emulator_->SetTokenLifetime(3);
+TEST_F(FakeClockGetTokenTest,
+       ShortLivedTokenIsRefreshedBeforeExpiryWithoutWaiting) {
+  // 60 s: short enough that a refresh point leaves less than the default
+  // min_ttl (30 s), so answers rely on the min_ttl cap, not on a long life.
+  emulator_->SetTokenLifetime(60);
   pb::GetTokenResponse first;
   ASSERT_TRUE(GetToken("design-center", &first).ok());
   ASSERT_EQ(broker_->cache().stats().waits, 1);
 
-  // Poll until the broker has replaced the token twice, with a generous
-  // bound; every answer must be an unexpired token served without waiting.
-  std::set<std::string> seen = {first.access_token()};
   std::string previous = first.access_token();
   absl::Time previous_expiry = ToAbslTime(first.expires_at());
-  absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (seen.size() < 3 && absl::Now() < give_up) {
+  for (int refresh = 1; refresh <= 2; ++refresh) {
+    SCOPED_TRACE(absl::StrCat("refresh ", refresh));
+    ASSERT_LT(broker_->cache().NextDue(), previous_expiry);
+    RunNextDue();
+    // Whether or not the refresh has completed yet, a caller gets a valid
+    // token at once.
+    pb::GetTokenResponse during;
+    ASSERT_TRUE(GetToken("design-center", &during).ok());
+    EXPECT_GT(ToAbslTime(during.expires_at()), clock_.Now());
+    ASSERT_TRUE(PollUntil([&] {
+      return Entry("design-center").refreshes == refresh + 1;
+    })) << "the background refresh completed";
+
+    // The replacement arrived while the previous token was still valid.
     pb::GetTokenResponse response;
-    grpc::Status status = GetToken("design-center", &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    absl::Time received = absl::Now();
-    ASSERT_GT(ToAbslTime(response.expires_at()), received);
-    if (response.access_token() != previous) {
-      // The replacement arrived while the previous token was still valid.
-      EXPECT_LT(received, previous_expiry);
-      previous = response.access_token();
-      previous_expiry = ToAbslTime(response.expires_at());
-      seen.insert(previous);
-    }
-    absl::SleepFor(absl::Milliseconds(20));
+    ASSERT_TRUE(GetToken("design-center", &response).ok());
+    EXPECT_LT(clock_.Now(), previous_expiry);
+    EXPECT_NE(response.access_token(), previous);
+    EXPECT_GT(ToAbslTime(response.expires_at()), previous_expiry);
+    previous = response.access_token();
+    previous_expiry = ToAbslTime(response.expires_at());
   }
-  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_EQ(TokenRequests("design-center-app"), 3);
   EXPECT_EQ(broker_->cache().stats().waits, 1);  // Only the cold call.
 }
 
-TEST_F(GetTokenTest, ServesCachedTokenWhileTokenEndpointFailsThenUnavailable) {
-  emulator_->SetTokenLifetime(3);
+TEST_F(FakeClockGetTokenTest,
+       ServesCachedTokenWhileTokenEndpointFailsThenUnavailable) {
+  emulator_->SetTokenLifetime(60);
   pb::GetTokenResponse first;
   ASSERT_TRUE(GetToken("design-center", &first).ok());
+  const absl::Time expiry = ToAbslTime(first.expires_at());
   emulator::Fault down;
   down.kind = emulator::FaultKind::kStatus500;
   emulator_->AddFault(down);
 
-  absl::Time expiry = ToAbslTime(first.expires_at());
-  int served = 0;
-  while (absl::Now() < expiry - absl::Milliseconds(100)) {
-    pb::GetTokenResponse response;
-    grpc::Status status = GetToken("design-center", &response);
-    if (absl::Now() >= expiry) break;  // The answer may straddle expiry.
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(response.access_token(), first.access_token());
-    ++served;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_GT(served, 0);
-  EXPECT_GT(TokenRequests("design-center-app"), 1);  // Refresh was tried.
-
-  while (absl::Now() <= expiry) absl::SleepFor(absl::Milliseconds(50));
+  // The refresh ahead fails; the token is still served.
+  RunNextDue();
+  ASSERT_TRUE(PollUntil([&] { return Entry("design-center").failures == 1; }))
+      << "the background refresh failed";
   pb::GetTokenResponse response;
   grpc::Status status = GetToken("design-center", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.access_token(), first.access_token());
+
+  // Below the caller's min_ttl but not expired: the call tries upstream once
+  // more, which fails, and still gets the token.
+  clock_.Set(expiry - absl::Seconds(1));
+  status = GetToken("design-center", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.access_token(), first.access_token());
+  EXPECT_EQ(TokenRequests("design-center-app"), 3);
+  EXPECT_EQ(Entry("design-center").failures, 2);
+
+  // Expired and still failing: UNAVAILABLE with the cause. Past every
+  // backoff so far, so the call tries upstream (a third failure).
+  clock_.Set(expiry + absl::Seconds(10));
+  response.Clear();
+  status = GetToken("design-center", &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("500"));
   EXPECT_TRUE(response.access_token().empty());
+  EXPECT_EQ(TokenRequests("design-center-app"), 4);
 
-  // Recovers once the endpoint works again (an admin refresh is not needed:
-  // the background retry or the next call after the backoff fetches).
+  // Recovers once the endpoint works again, with no admin refresh: the
+  // background retry fetches a token (one more upstream request) and
+  // callers get it.
   emulator_->ClearFaults();
+  RunNextDue();
+  ASSERT_TRUE(PollUntil([&] { return Entry("design-center").valid; }))
+      << "the background retry fetched a token";
+  EXPECT_EQ(TokenRequests("design-center-app"), 5);
+  status = GetToken("design-center", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_NE(response.access_token(), first.access_token());
+  EXPECT_GT(ToAbslTime(response.expires_at()), clock_.Now());
+  EXPECT_EQ(TokenRequests("design-center-app"), 5);
 }
 
 TEST_F(GetTokenTest, InvalidClientIsFailedPreconditionWithBoundedTries) {
@@ -240,8 +302,8 @@ TEST_F(GetTokenTest, BadRequestsGetClearErrorsAndServiceKeepsRunning) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_F(GetTokenTest, WatchStreamsCurrentThenRefreshedTokens) {
-  emulator_->SetTokenLifetime(3);
+TEST_F(FakeClockGetTokenTest, WatchStreamsCurrentThenRefreshedTokens) {
+  emulator_->SetTokenLifetime(60);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(30));
@@ -250,6 +312,7 @@ TEST_F(GetTokenTest, WatchStreamsCurrentThenRefreshedTokens) {
   auto reader = stub_->WatchToken(&context, request);
   pb::GetTokenResponse first, second;
   ASSERT_TRUE(reader->Read(&first));
+  RunNextDue();  // The refresh ahead.
   ASSERT_TRUE(reader->Read(&second));
   EXPECT_NE(first.access_token(), second.access_token());
   EXPECT_GT(ToAbslTime(second.expires_at()), ToAbslTime(first.expires_at()));
@@ -349,9 +412,9 @@ TEST_F(ProbeTest, ReadinessDropsFirstLivenessStaysWhileDraining) {
 
   std::thread shutdown(
       [this] { broker_->Shutdown(absl::Seconds(3), absl::Seconds(1)); });
-  while (Probe("readiness") == HealthCheckResponse::SERVING) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  EXPECT_TRUE(PollUntil([&] {
+    return Probe("readiness") != HealthCheckResponse::SERVING;
+  })) << "readiness changed once draining began";
   EXPECT_EQ(Probe("readiness"), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(Probe(""), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(Probe("liveness"), HealthCheckResponse::SERVING);

@@ -104,7 +104,7 @@ void BrokerFixture::SetUp() {
   absl::StatusOr<Config> config = LoadConfigFile(config_path_);
   ASSERT_TRUE(config.ok()) << config.status();
   absl::StatusOr<std::unique_ptr<BrokerServer>> broker =
-      BrokerServer::Create(*std::move(config));
+      BrokerServer::Create(*std::move(config), deps_);
   ASSERT_TRUE(broker.ok()) << broker.status();
   broker_ = *std::move(broker);
   ASSERT_TRUE(broker_->Start("127.0.0.1:0").ok());

@@ -70,6 +70,11 @@ class BrokerFixture : public ::testing::Test {
   // Token requests the emulator received for `client_id`.
   int64_t TokenRequests(const std::string& client_id) const;
 
+  // Given to BrokerServer::Create by SetUp(). A derived fixture may set it in
+  // its constructor, e.g. a fake clock with start_refresher = false (the
+  // test then calls broker_->cache().RunDue() after advancing the clock).
+  BrokerServerDeps deps_;
+
   std::unique_ptr<emulator::Emulator> emulator_;
   std::unique_ptr<BrokerServer> broker_;
   std::shared_ptr<grpc::Channel> channel_;
