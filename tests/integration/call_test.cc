@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/broker_fixture.h"
+#include "tests/testing/poll_until.h"
 
 namespace tokenbroker {
 namespace {
@@ -21,6 +22,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::tokenbroker::testing::BrokerFixture;
+using ::tokenbroker::testing::PollUntil;
 using json = nlohmann::json;
 
 constexpr char kOrg[] = "c6e1c1b0-4b2f-4c6e-9d8a-1a2b3c4d5e6f";
@@ -68,6 +70,14 @@ class CallTest : public BrokerFixture {
     emulator::Counters counters = emulator_->GetCounters();
     auto it = counters.requests_by_endpoint.find(endpoint);
     return it == counters.requests_by_endpoint.end() ? 0 : it->second;
+  }
+
+  // Requests to `endpoint` whose client (the broker) closed the connection
+  // while a latency fault held the answer back.
+  int64_t Aborted(const std::string& endpoint) const {
+    emulator::Counters counters = emulator_->GetCounters();
+    auto it = counters.aborted_by_client.find(endpoint);
+    return it == counters.aborted_by_client.end() ? 0 : it->second;
   }
 };
 
@@ -237,11 +247,22 @@ TEST_F(CallTest, CallerDeadlineBoundsTheCall) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
-TEST_F(CallTest, CancelledCallCancelsTheUpstreamTransfer) {
+// Upstream requests time out long after PollUntil's bound, so that only a
+// cancellation can end one within it.
+class CallCancelTest : public CallTest {
+ protected:
+  std::string ExtraYaml() const override {
+    return "upstream:\n  request_timeout: 600s\n";
+  }
+};
+
+TEST_F(CallCancelTest, CancelledCallCancelsTheUpstreamTransfer) {
+  // Far longer than the test: the emulator answers only if the broker keeps
+  // the transfer open, and counts an abort when the broker closes it.
   emulator::Fault slow;
   slow.endpoint = "echo";
   slow.kind = emulator::FaultKind::kLatency;
-  slow.latency_ms = 1000;
+  slow.latency_ms = 300000;
   emulator_->AddFault(slow);
   grpc::ClientContext context;
   pb::CallRequest request = Request("GET", "/_emulator/echo/slow");
@@ -253,10 +274,17 @@ TEST_F(CallTest, CancelledCallCancelsTheUpstreamTransfer) {
     done.Notify();
   });
   // Cancel once the request has reached the emulator.
-  while (Requests("echo") == 0) absl::SleepFor(absl::Milliseconds(5));
+  bool arrived = PollUntil([&] { return Requests("echo") == 1; });
+  EXPECT_TRUE(arrived) << "the Call reached the emulator";
   context.TryCancel();
   done.WaitForNotification();
+  ASSERT_TRUE(arrived);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  // gRPC reports CANCELLED to this client whatever the broker does; the
+  // emulator shows that the broker dropped the upstream transfer too.
+  EXPECT_TRUE(PollUntil([&] { return Aborted("echo") == 1; }))
+      << "the emulator saw the broker close the upstream connection";
+  EXPECT_EQ(Requests("echo"), 1);
 }
 
 TEST_F(CallTest, UpstreamResetIsRetriedForIdempotentMethodsThenUnavailable) {
