@@ -139,22 +139,31 @@ TEST_F(TokenCacheTest, ServesValidTokenWhileUpstreamFailsThenUnavailable) {
   cache_->RunDue();
   source_.Fail(absl::UnavailableError("token endpoint answered 503"));
 
-  // Still valid: served, even when the caller's min_ttl is not met.
+  // Still valid with 10 s left, below the caller's min_ttl, and the backoff
+  // (0.5 s) long over: the call tries upstream once more and waits for it;
+  // that fails, and it is served the valid token.
   clock_.Advance(absl::Minutes(19) + absl::Seconds(50));
   Result late = Get(absl::Seconds(30));
-  if (!late.done()) source_.Fail(absl::UnavailableError("still down"));
+  EXPECT_FALSE(late.done());
+  ASSERT_EQ(source_.pending_count(), 1);
+  EXPECT_EQ(source_.fetch_count(), 3);
+  source_.Fail(absl::UnavailableError("still down"));
   ASSERT_TRUE(late.done());
   EXPECT_EQ(late.token(), token);
+  EXPECT_EQ(cache_->stats().stale_served, 1);
 
-  // Expired and still failing: UNAVAILABLE with the cause.
+  // Expired and still failing, past the backoff (1 s): the call tries
+  // upstream, which fails: UNAVAILABLE with the cause.
   clock_.Advance(absl::Minutes(1));
   Result expired = Get();
-  while (!expired.done() && source_.pending_count() > 0) {
-    source_.Fail(absl::UnavailableError("token endpoint answered 503"));
-  }
+  EXPECT_FALSE(expired.done());
+  ASSERT_EQ(source_.pending_count(), 1);
+  source_.Fail(absl::UnavailableError("token endpoint answered 503"));
   ASSERT_TRUE(expired.done());
   EXPECT_THAT(*expired.value(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("503")));
+  EXPECT_EQ(source_.fetch_count(), 4);
+  EXPECT_EQ(source_.pending_count(), 0);
 }
 
 TEST_F(TokenCacheTest, BackoffGrowsExponentiallyAndCallersAreNotQueued) {
