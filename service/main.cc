@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "service/common/log.h"
+#include "service/common/process_hardening.h"
 #include "service/config/config.h"
 #include "service/config/file_watcher.h"
 #include "service/grpc/server.h"
@@ -43,11 +44,34 @@ ABSL_FLAG(bool, check_config, false,
           "is valid, 2 if not. Secrets and TLS files are not read.");
 ABSL_FLAG(absl::Duration, watch_debounce, absl::Seconds(1),
           "How long file changes must settle before a reload.");
+ABSL_FLAG(bool, allow_core_dumps, false,
+          "Keep the process dumpable and the core size limit as they are, "
+          "for debugging. By default the broker turns core dumps off "
+          "(PR_SET_DUMPABLE 0, RLIMIT_CORE 0): a dump would hold client "
+          "secrets and tokens.");
 
 namespace tokenbroker {
 namespace {
 
 int Run() {
+  // Before any secret (or client id) is read.
+  const bool allow_core_dumps = absl::GetFlag(FLAGS_allow_core_dumps);
+  if (absl::Status hardened = HardenProcess(allow_core_dumps); !hardened.ok()) {
+    LogError(
+        "cannot turn core dumps off; not starting with secrets that could "
+        "be dumped (--allow_core_dumps to run anyway)",
+        {{"error", std::string(hardened.message())}});
+    return 1;
+  }
+  if (allow_core_dumps) {
+    LogWarning(
+        "core dumps allowed (--allow_core_dumps): a dump of this process "
+        "holds client secrets and tokens; protect or delete it");
+  } else {
+    LogInfo("core dumps off: the process is not dumpable and RLIMIT_CORE is 0",
+            {{"allow_core_dumps", false}});
+  }
+
   std::string config_path = absl::GetFlag(FLAGS_config);
   if (config_path.empty()) {
     LogError("--config is required: the path of the broker's YAML file");

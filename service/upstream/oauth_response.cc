@@ -61,6 +61,26 @@ bool IsRetryableStatus(int status) {
   return status == 408 || status == 429 || status >= 500;
 }
 
+// Appends `text` form-encoded. `out` must have room for 3 * text.size()
+// more bytes: the callers reserve it, so that encoding a client secret never
+// reallocates and leaves a partial copy behind in freed memory.
+void AppendFormEncoded(absl::string_view text, std::string* out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(byte) || c == '-' || c == '.' || c == '_' ||
+        c == '~') {
+      out->push_back(c);
+    } else if (c == ' ') {
+      out->push_back('+');
+    } else {
+      out->push_back('%');
+      out->push_back(kHex[byte >> 4]);
+      out->push_back(kHex[byte & 0xF]);
+    }
+  }
+}
+
 }  // namespace
 
 std::string SanitizeForMessage(absl::string_view text, size_t max_length) {
@@ -77,32 +97,25 @@ std::string SanitizeForMessage(absl::string_view text, size_t max_length) {
 }
 
 std::string FormEncodeComponent(absl::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (absl::ascii_isalnum(byte) || c == '-' || c == '.' || c == '_' ||
-        c == '~') {
-      out += c;
-    } else if (c == ' ') {
-      out += '+';
-    } else {
-      out += '%';
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xF];
-    }
-  }
+  out.reserve(3 * text.size());
+  AppendFormEncoded(text, &out);
   return out;
 }
 
 std::string FormEncode(
     const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::string out;
+  size_t size = 0;
   for (const auto& [name, value] : fields) {
-    if (!out.empty()) out += '&';
-    absl::StrAppend(&out, FormEncodeComponent(name), "=",
-                    FormEncodeComponent(value));
+    size += 3 * (name.size() + value.size()) + 2;
+  }
+  std::string out;
+  out.reserve(size);
+  for (const auto& [name, value] : fields) {
+    if (!out.empty()) out.push_back('&');
+    AppendFormEncoded(name, &out);
+    out.push_back('=');
+    AppendFormEncoded(value, &out);
   }
   return out;
 }

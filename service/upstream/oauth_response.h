@@ -73,7 +73,9 @@ std::optional<absl::Duration> ParseRetryDelay(const HttpHeaders& headers,
 
 // Encodes `fields` as application/x-www-form-urlencoded: RFC 3986 unreserved
 // characters kept, space as '+', everything else percent-encoded (UTF-8
-// bytes).
+// bytes). The result is allocated once, at its largest possible size, so
+// that no partial copy of a secret field is left in freed memory (the same
+// holds for FormEncodeComponent).
 std::string FormEncode(
     const std::vector<std::pair<std::string, std::string>>& fields);
 

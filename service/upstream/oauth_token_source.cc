@@ -4,6 +4,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "service/common/process_hardening.h"
 #include "service/upstream/oauth_response.h"
 
 namespace tokenbroker {
@@ -134,21 +135,40 @@ absl::StatusOr<HttpRequest> OAuthTokenSource::BuildFormPost(
       {"Content-Type", "application/x-www-form-urlencoded"},
       {"User-Agent", options_.user_agent},
   };
+  // Every buffer below that holds the secret is this function's: each is
+  // sized before it is filled (a reallocation would leave a copy in freed
+  // memory) and cleared once used. The request itself then belongs to the
+  // HttpClient.
   switch (app.client_auth) {
     case ClientAuthMethod::kClientSecretPost:
-      fields.emplace_back("client_id", *std::move(client_id));
-      fields.emplace_back("client_secret", *std::move(client_secret));
+      fields.reserve(fields.size() + 2);
+      fields.emplace_back("client_id", *client_id);
+      fields.emplace_back("client_secret", *client_secret);
       break;
-    case ClientAuthMethod::kClientSecretBasic:
+    case ClientAuthMethod::kClientSecretBasic: {
       // RFC 6749 2.3.1: both are form-encoded before Basic encoding.
-      request.headers.emplace_back(
-          "Authorization",
-          absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(
-                                     FormEncodeComponent(*client_id), ":",
-                                     FormEncodeComponent(*client_secret)))));
+      std::string id = FormEncodeComponent(*client_id);
+      std::string secret = FormEncodeComponent(*client_secret);
+      std::string pair;
+      pair.reserve(id.size() + 1 + secret.size());
+      pair.append(id).append(":").append(secret);
+      std::string encoded;
+      absl::Base64Escape(pair, &encoded);
+      std::string header;
+      header.reserve(6 + encoded.size());
+      header.append("Basic ").append(encoded);
+      request.headers.reserve(request.headers.size() + 1);
+      request.headers.emplace_back("Authorization", std::move(header));
+      for (std::string* buffer : {&id, &secret, &pair, &encoded}) {
+        ClearSecret(buffer);
+      }
       break;
+    }
   }
   request.body = FormEncode(fields);
+  for (auto& field : fields) ClearSecret(&field.second);
+  ClearSecret(&*client_id);
+  ClearSecret(&*client_secret);
   return request;
 }
 

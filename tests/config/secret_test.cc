@@ -11,6 +11,7 @@
 namespace tokenbroker {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::tokenbroker::testing::IsOk;
@@ -104,6 +105,28 @@ TEST(ResolveSecretTest, InlineValue) {
 TEST(ResolveSecretTest, NothingConfigured) {
   EXPECT_THAT(ResolveSecret(SecretRef{}),
               StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(ResolveSecretTest, OversizedFileIsRefusedWithoutQuotingIt) {
+  SecretRef ref;
+  ref.file = WriteTempFile("secret_huge", std::string(64 * 1024 + 1, 'k'));
+  EXPECT_THAT(ResolveSecret(ref),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr(ref.file), HasSubstr("larger than"),
+                             Not(HasSubstr("kkkk")))));
+  // The largest allowed size is read whole.
+  ref.file = WriteTempFile("secret_max", std::string(64 * 1024, 'k'));
+  absl::StatusOr<std::string> value = ResolveSecret(ref);
+  ASSERT_THAT(value, IsOk());
+  EXPECT_EQ(value->size(), 64u * 1024u);
+}
+
+TEST(ResolveSecretTest, DirectoryIsNotASecretFile) {
+  SecretRef ref;
+  ref.file = ::testing::TempDir();
+  EXPECT_THAT(
+      ResolveSecret(ref),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(ref.file)));
 }
 
 }  // namespace
