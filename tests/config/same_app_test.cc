@@ -2,9 +2,13 @@
 // connected app, so that its cached tokens may be kept (issue 10, defect
 // 11: a {file:} client id switched to another app's id was missed).
 
+#include <stdlib.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -26,19 +30,22 @@ void WriteFile(const std::string& path, const std::string& content) {
 // files and the config live in the test's temporary directory.
 class SameAppTest : public ::testing::Test {
  protected:
-  SameAppTest()
-      : dir_(::testing::TempDir()),
-        config_path_(dir_ + "/same_app.yaml"),
-        id_path_(dir_ + "/same_app_client_id"),
-        secret_path_(dir_ + "/same_app_client_secret") {
+  // A directory of its own: ctest runs each test in a process of its own,
+  // in parallel.
+  SameAppTest() {
+    std::string dir_template = ::testing::TempDir() + "/same_app_XXXXXX";
+    EXPECT_NE(mkdtemp(dir_template.data()), nullptr);
+    dir_ = dir_template;
+    config_path_ = dir_ + "/config.yaml";
+    id_path_ = dir_ + "/client_id";
+    secret_path_ = dir_ + "/client_secret";
     WriteConfig("");
     WriteFile(id_path_, "design-center-app\n");
     WriteFile(secret_path_, "dc-secret");
   }
   ~SameAppTest() override {
-    std::remove(config_path_.c_str());
-    std::remove(id_path_.c_str());
-    std::remove(secret_path_.c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
   }
 
   void WriteConfig(const std::string& more) {
