@@ -170,6 +170,22 @@ std::string Sha256Hex(absl::string_view data) {
   return hex;
 }
 
+absl::StatusOr<CertificateNames> CertificateNamesCache::Get(
+    absl::string_view pem) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(std::string(pem));
+    if (it != entries_.end()) return it->second;
+  }
+  // Parsed without the lock: another thread may parse the same text at the
+  // same time, and both store the same answer.
+  absl::StatusOr<CertificateNames> names = ReadCertificateNames(pem);
+  absl::MutexLock lock(&mu_);
+  if (entries_.size() >= capacity_) entries_.clear();
+  entries_.emplace(std::string(pem), names);
+  return names;
+}
+
 absl::StatusOr<CallerIdentity> IdentifyCaller(const Config& config,
                                               const PeerCredentials& peer) {
   if (peer.bearer_key.has_value()) {

@@ -1,11 +1,15 @@
 #ifndef TOKENBROKER_SERVICE_AUTH_IDENTITY_H_
 #define TOKENBROKER_SERVICE_AUTH_IDENTITY_H_
 
+#include <cstddef>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
 #include "service/config/config.h"
 
@@ -40,6 +44,26 @@ struct CertificateNames {
 // subjectAltName extension is malformed or given more than once (which
 // verifiers read differently); the message does not quote the certificate.
 absl::StatusOr<CertificateNames> ReadCertificateNames(absl::string_view pem);
+
+// ReadCertificateNames() with its answers remembered by certificate text:
+// parsing a certificate costs about 100 us, and every RPC of a connection
+// presents the same one. The answer depends on the text alone, so a cached
+// one is as good as a fresh one. Holds at most `capacity` certificates (then
+// starts over). Thread-safe.
+class CertificateNamesCache {
+ public:
+  explicit CertificateNamesCache(size_t capacity = 1024)
+      : capacity_(capacity) {}
+
+  absl::StatusOr<CertificateNames> Get(absl::string_view pem)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  const size_t capacity_;
+  absl::Mutex mu_;
+  std::unordered_map<std::string, absl::StatusOr<CertificateNames>> entries_
+      ABSL_GUARDED_BY(mu_);
+};
 
 // Who is calling, once recognized.
 struct CallerIdentity {

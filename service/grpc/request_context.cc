@@ -23,8 +23,9 @@ void ReadPeerCertificate(const grpc::AuthContext& auth, PeerCredentials* peer) {
     peer->certificate_error = "the transport did not pass it on";
     return;
   }
-  absl::StatusOr<CertificateNames> names = ReadCertificateNames(
-      absl::string_view(pems.front().data(), pems.front().size()));
+  static CertificateNamesCache* const cache = new CertificateNamesCache();
+  absl::StatusOr<CertificateNames> names =
+      cache->Get(absl::string_view(pems.front().data(), pems.front().size()));
   if (!names.ok()) {
     peer->certificate_error = std::string(names.status().message());
     return;

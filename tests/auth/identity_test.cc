@@ -524,5 +524,26 @@ TEST_F(CertificateNamesTest, ConfirmedCasesOfTheReviewAreRefused) {
   EXPECT_EQ(billing->caller->name, "billing");
 }
 
+TEST_F(CertificateNamesTest, CacheAnswersAsTheParserDoes) {
+  CertificateNamesCache cache(/*capacity=*/2);
+  ClientCertSpec spec{"billing.internal", kOrdersId};
+  spec.uri_sans = {"https://x.example/"};
+  const std::string pems[] = {Pem(spec), Pem({"other.internal", ""}),
+                              Pem({"", kOrdersId}), "not a certificate"};
+  // Twice round, through a cache smaller than the set: hits and misses.
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string& pem : pems) {
+      absl::StatusOr<CertificateNames> want = ReadCertificateNames(pem);
+      for (int again = 0; again < 2; ++again) {
+        absl::StatusOr<CertificateNames> got = cache.Get(pem);
+        ASSERT_EQ(got.status(), want.status());
+        if (!want.ok()) continue;
+        EXPECT_EQ(got->uri_sans, want->uri_sans);
+        EXPECT_EQ(got->common_names, want->common_names);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tokenbroker
