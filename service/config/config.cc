@@ -893,21 +893,22 @@ class Parser {
     TB_CONFIG_ASSIGN_OR_RETURN(text, String(field));
     int64_t value = 0;
     if (!absl::SimpleAtoi(text, &value) || value < min || value > max) {
-      return Error(field, absl::StrCat("'", text, "' must be a whole number "
-                                       "between ", min, " and ", max, ", e.g. ",
-                                       example));
+      return Error(field, absl::StrCat("'", text,
+                                       "' must be a whole number "
+                                       "between ",
+                                       min, " and ", max, ", e.g. ", example));
     }
     return value;
   }
 
   absl::Status ParseLimits(const Field& field, LimitsConfig* limits) const {
     FieldMap keys;
-    TB_CONFIG_RETURN_IF_ERROR(ReadMap(
-        field,
-        {"max_calls_in_flight", "max_calls_per_caller",
-         "max_watches_per_caller", "max_stream_buffer_bytes",
-         "max_stream_lifetime"},
-        &keys));
+    TB_CONFIG_RETURN_IF_ERROR(
+        ReadMap(field,
+                {"max_calls_in_flight", "max_calls_per_caller",
+                 "max_watches_per_caller", "max_stream_buffer_bytes",
+                 "max_stream_lifetime"},
+                &keys));
     const std::pair<absl::string_view, int*> counts[] = {
         {"max_calls_in_flight", &limits->max_calls_in_flight},
         {"max_calls_per_caller", &limits->max_calls_per_caller},
@@ -915,8 +916,7 @@ class Parser {
     for (const auto& [name, target] : counts) {
       if (auto it = keys.find(std::string(name)); it != keys.end()) {
         int64_t value;
-        TB_CONFIG_ASSIGN_OR_RETURN(value,
-                                   Count(it->second, 1, 1000000, "128"));
+        TB_CONFIG_ASSIGN_OR_RETURN(value, Count(it->second, 1, 1000000, "128"));
         *target = static_cast<int>(value);
       }
     }
@@ -934,13 +934,13 @@ class Parser {
 
   absl::Status ParseCache(const Field& field, CachePolicy* cache) const {
     FieldMap keys;
-    TB_CONFIG_RETURN_IF_ERROR(ReadMap(
-        field,
-        {"min_ttl", "refresh_fraction", "refresh_jitter", "backoff_base",
-         "backoff_max", "rejected_retry", "idle_evict_after",
-         "default_lifetime", "min_lifetime", "max_lifetime", "fetch_timeout",
-         "max_waiters_per_key"},
-        &keys));
+    TB_CONFIG_RETURN_IF_ERROR(
+        ReadMap(field,
+                {"min_ttl", "refresh_fraction", "refresh_jitter",
+                 "backoff_base", "backoff_max", "rejected_retry",
+                 "idle_evict_after", "default_lifetime", "min_lifetime",
+                 "max_lifetime", "fetch_timeout", "max_waiters_per_key"},
+                &keys));
     if (auto it = keys.find("max_waiters_per_key"); it != keys.end()) {
       int64_t value;
       TB_CONFIG_ASSIGN_OR_RETURN(value, Count(it->second, 1, 1000000, "1024"));

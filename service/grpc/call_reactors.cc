@@ -29,13 +29,9 @@ absl::Status RecheckCall(RequestContext& rpc,
                          const std::shared_ptr<const Config>& config) {
   if (absl::Status s = rpc.Reauthenticate(config); !s.ok()) return s;
   const AuditRecord& record = rpc.record();
-  const AppConfig* app = config->FindApp(record.app);
-  if (app == nullptr) {
-    return absl::PermissionDeniedError(
-        "the app was removed by a config reload");
-  }
-  return AuthorizeCall(rpc.caller(), *app, record.scopes, record.http_method,
-                       record.path);
+  return AuthorizeCallRequest(rpc.caller(), *config, record.app, record.scopes,
+                              record.http_method, record.path)
+      .status();
 }
 
 class CallReactor final : public grpc::ServerUnaryReactor {

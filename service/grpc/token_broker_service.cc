@@ -29,9 +29,9 @@ std::vector<std::string> ToVector(
   return std::vector<std::string>(field.begin(), field.end());
 }
 
-// Authenticates, resolves and authorizes a token request (GetToken,
-// WatchToken). Denials are audited.
-absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRequest(
+// Authenticates and authorizes a token request (GetToken, WatchToken).
+// Denials are audited.
+absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRpc(
     RequestContext& request, const std::string& app,
     const google::protobuf::RepeatedPtrField<std::string>& scope_field) {
   if (absl::Status s = request.Authenticate(); !s.ok()) return s;
@@ -39,17 +39,10 @@ absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRequest(
   AuditRecord& record = request.record();
   record.app = app;
   record.scopes = scopes;
-  const CallerConfig& caller = request.caller();
-  absl::StatusOr<ResolvedTokenRequest> resolved = ResolveTokenRequest(
-      request.config(), app, scopes, [&](const AppConfig& candidate) {
-        return AuthorizeToken(caller, candidate, scopes).ok();
-      });
+  absl::StatusOr<ResolvedTokenRequest> resolved = AuthorizeTokenRequest(
+      request.caller(), request.config(), app, std::move(scopes));
   if (!resolved.ok()) return request.Deny(resolved.status());
   record.app = resolved->app->name;
-  if (absl::Status s = AuthorizeToken(caller, *resolved->app, scopes);
-      !s.ok()) {
-    return request.Deny(s);
-  }
   return resolved;
 }
 
@@ -79,7 +72,7 @@ grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
             "min_ttl_seconds: must be between 0 and ", kMaxMinTtlSeconds))));
   }
   absl::StatusOr<ResolvedTokenRequest> resolved =
-      AuthorizeTokenRequest(*rpc, request->app(), request->scopes());
+      AuthorizeTokenRpc(*rpc, request->app(), request->scopes());
   if (!resolved.ok()) return FinishUnary(context, resolved.status());
   absl::Duration min_ttl = request->min_ttl_seconds() > 0
                                ? absl::Seconds(request->min_ttl_seconds())
@@ -126,7 +119,7 @@ grpc::ServerWriteReactor<pb::GetTokenResponse>* TokenBrokerService::WatchToken(
       request->app().empty()
           ? rpc->Deny(
                 absl::InvalidArgumentError("app: required for WatchToken"))
-          : AuthorizeTokenRequest(*rpc, request->app(), request->scopes());
+          : AuthorizeTokenRpc(*rpc, request->app(), request->scopes());
   if (resolved.ok()) {
     // A watch is one decision; each token it streams is not audited again.
     if (absl::Status s = rpc->AllowDecision("watch started"); !s.ok()) {
@@ -161,22 +154,16 @@ absl::StatusOr<ProxyRequest> TokenBrokerService::PrepareCall(
   CallLimits limits;
   limits.max_request_body_bytes = config.upstream.max_request_bytes;
   limits.max_response_body_bytes = config.upstream.max_response_bytes;
-  absl::StatusOr<ResolvedTokenRequest> resolved =
-      request.app().empty()
-          ? absl::InvalidArgumentError("app: required for Call")
-          : ResolveTokenRequest(config, request.app(), scopes);
-  if (!resolved.ok()) return rpc.Deny(resolved.status());
   if (absl::Status s =
           ValidateCallRequest(request.method(), request.path(), headers,
                               request.body().size(), limits);
       !s.ok()) {
     return rpc.Deny(s);
   }
-  if (absl::Status s = AuthorizeCall(rpc.caller(), *resolved->app, scopes,
-                                     request.method(), request.path());
-      !s.ok()) {
-    return rpc.Deny(s);
-  }
+  absl::StatusOr<ResolvedTokenRequest> resolved =
+      AuthorizeCallRequest(rpc.caller(), config, request.app(), scopes,
+                           request.method(), request.path());
+  if (!resolved.ok()) return rpc.Deny(resolved.status());
   // Audited before any upstream traffic; fail-closed stops it here.
   if (absl::Status s = rpc.AllowDecision("route granted"); !s.ok()) return s;
 

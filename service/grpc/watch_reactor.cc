@@ -72,11 +72,8 @@ class WatchReactor final
       if (reactor == nullptr || finishing) return false;
       absl::Status allowed = rpc->Reauthenticate(config);
       if (allowed.ok()) {
-        const AppConfig* found = config->FindApp(app);
-        allowed = found == nullptr
-                      ? absl::PermissionDeniedError(
-                            "the app was removed by a config reload")
-                      : AuthorizeToken(rpc->caller(), *found, scopes);
+        allowed =
+            AuthorizeTokenRequest(rpc->caller(), *config, app, scopes).status();
       }
       if (allowed.ok()) return false;
       FinishLocked(rpc->Deny(allowed));

@@ -7,17 +7,24 @@
 #include "absl/strings/str_cat.h"
 #include "service/cache/backoff_policy.h"
 #include "service/common/log.h"
+#include "service/proxy/token_scrubber.h"
 
 namespace tokenbroker {
 
 namespace {
 
-// Adapts one HTTP attempt's body to the caller's stream. A 401 that will be
-// retried with a fresh token is swallowed, not forwarded.
+// Adapts one HTTP attempt's body to the caller's stream, with the injected
+// token scrubbed from headers and body. A 401 that will be retried with a
+// fresh token is swallowed, not forwarded.
 class AttemptStream final : public HttpBodyStream {
  public:
-  AttemptStream(std::shared_ptr<ProxyBodyStream> out, bool may_retry_401)
-      : out_(std::move(out)), may_retry_401_(may_retry_401) {}
+  AttemptStream(std::shared_ptr<ProxyBodyStream> out, bool may_retry_401,
+                absl::string_view token, std::atomic<int64_t>& scrubbed)
+      : out_(std::move(out)),
+        may_retry_401_(may_retry_401),
+        header_scrubber_(token),
+        scrubber_(token),
+        scrubbed_(scrubbed) {}
 
   void OnHeaders(int status, const HttpHeaders& headers) override {
     if (status == 401 && may_retry_401_) {
@@ -25,21 +32,44 @@ class AttemptStream final : public HttpBodyStream {
       return;
     }
     forwarded_.store(true);
-    out_->OnHead(status, FilterResponseHeaders(headers));
+    HttpHeaders filtered = FilterResponseHeaders(headers);
+    Count(header_scrubber_.ScrubHeaders(filtered));
+    out_->OnHead(status, filtered);
   }
 
   bool OnData(absl::string_view data) override {
-    return discard_ || out_->OnData(data);
+    if (discard_) return true;
+    piece_.clear();
+    Count(scrubber_.Write(data, &piece_));
+    return out_->OnData(piece_);
+  }
+
+  // At the end of a forwarded body: passes on what the scrubber held back
+  // (a possible start of the token that did not become one).
+  void Flush() {
+    if (discard_ || !forwarded_.load()) return;
+    piece_.clear();
+    scrubber_.Finish(&piece_);
+    if (!piece_.empty()) out_->OnData(piece_);
   }
 
   // Whether anything reached the caller (then the attempt cannot be redone).
   bool forwarded() const { return forwarded_.load(); }
 
  private:
+  void Count(size_t n) {
+    if (n > 0) scrubbed_.fetch_add(static_cast<int64_t>(n));
+  }
+
   const std::shared_ptr<ProxyBodyStream> out_;
   const bool may_retry_401_;
-  bool discard_ = false;  // Only touched on the I/O thread.
+  const TokenScrubber header_scrubber_;
+  // Only touched on the I/O thread.
+  StreamingTokenScrubber scrubber_;
+  std::string piece_;
+  bool discard_ = false;
   std::atomic<bool> forwarded_{false};
+  std::atomic<int64_t>& scrubbed_;
 };
 
 }  // namespace
@@ -141,8 +171,9 @@ class Proxy::Call final : public ProxyCall,
         ++attempts_;
         responded_ = false;
         if (request_.stream != nullptr) {
-          attempt_stream_ =
-              std::make_shared<AttemptStream>(request_.stream, !retried_401_);
+          attempt_stream_ = std::make_shared<AttemptStream>(
+              request_.stream, !retried_401_, (*token)->access_token,
+              proxy_.tokens_scrubbed_);
           http.body_stream = attempt_stream_;
         }
       }
@@ -203,6 +234,23 @@ class Proxy::Call final : public ProxyCall,
       result.response.status = response->status;
       result.response.headers = FilterResponseHeaders(response->headers);
       result.response.body = std::move(response->body);
+      // An endpoint that echoes the request must not hand a Call-only
+      // caller the token it was never given.
+      std::shared_ptr<AttemptStream> stream;
+      {
+        absl::MutexLock lock(&mu_);
+        stream = attempt_stream_;
+      }
+      if (stream != nullptr) {
+        stream->Flush();
+      } else {
+        TokenScrubber scrubber(token->access_token);
+        size_t scrubbed = scrubber.ScrubHeaders(result.response.headers) +
+                          scrubber.ScrubText(result.response.body);
+        if (scrubbed > 0) {
+          proxy_.tokens_scrubbed_.fetch_add(static_cast<int64_t>(scrubbed));
+        }
+      }
       result.token_fingerprint = token->fingerprint;
       result.attempts = attempts;
       Finish(std::move(result));
