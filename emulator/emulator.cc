@@ -57,7 +57,10 @@ constexpr char kDiscoveryPath[] =
 constexpr absl::Duration kCodeLifetime = absl::Minutes(10);
 constexpr absl::Duration kRefreshTokenLifetime = absl::Hours(24 * 90);
 constexpr size_t kMaxEchoBytes = 64 << 20;
-constexpr int kThreads = 16;
+// httplib serves a connection on one thread for as long as it is kept
+// alive: enough for a broker's token and Call connection pools (16 per host
+// each) to be busy at once, as on a real server.
+constexpr int kThreads = 64;
 
 // Scopes any app may request at authorize time and that need no assignment.
 const std::set<std::string>& ImplicitScopes() {

@@ -407,9 +407,12 @@ void CurlHttpClient::AddTransfer(Pending pending) {
   }
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
                    static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  // Wait for a connection that may multiplex (HTTP/2) rather than opening a
-  // second one to the same host.
-  curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+  // Over TLS, wait for a connection that may multiplex (HTTP/2, learnt from
+  // ALPN) rather than opening a second one to the same host. Plain http is
+  // HTTP/1.1 here: waiting would queue every request behind a slow answer.
+  if (absl::StartsWithIgnoreCase(request.url, "https://")) {
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+  }
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   const long timeout_ms = static_cast<long>(std::clamp<int64_t>(
       absl::ToInt64Milliseconds(request.timeout), 1, LONG_MAX));
