@@ -397,8 +397,9 @@ Exit codes:
   0  ok
   1  any other error
   2  usage error (bad flags or arguments, unreadable input file)
-  3  NOT_FOUND: the app is not configured in the broker
-  4  PERMISSION_DENIED or UNAUTHENTICATED: you may not do this
+  3  NOT_FOUND: the app is not configured (admin commands)
+  4  PERMISSION_DENIED or UNAUTHENTICATED: you may not do this, or the app
+     is unknown (to a caller, unknown and ungranted apps look the same)
   5  FAILED_PRECONDITION: Anypoint rejected the app's credentials
   6  UNAVAILABLE or DEADLINE_EXCEEDED: broker or Anypoint unreachable or slow
 Errors go to stderr as "tokenbrokerctl: <gRPC code name>: <message>".

@@ -36,8 +36,9 @@
 // the answer arrived). Other errors are returned at once.
 //
 // Errors are the broker's gRPC status as absl::Status (the codes have the same
-// values): NOT_FOUND unknown app, INVALID_ARGUMENT malformed request,
-// UNAUTHENTICATED / PERMISSION_DENIED the caller may not, FAILED_PRECONDITION
+// values): INVALID_ARGUMENT malformed request, UNAUTHENTICATED /
+// PERMISSION_DENIED the caller may not (or the app is unknown: unknown and
+// ungranted apps look the same to a caller), FAILED_PRECONDITION
 // Anypoint rejected the app's credentials, UNAVAILABLE broker or Anypoint
 // unreachable, DEADLINE_EXCEEDED `timeout` passed. Messages never carry a
 // token or a secret.

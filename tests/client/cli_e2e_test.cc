@@ -97,9 +97,10 @@ TEST_F(CliEndToEndTest, TokenJson) {
 }
 
 TEST_F(CliEndToEndTest, ExitCodesOfErrors) {
+  // An unknown app looks like one without a grant.
   Result not_found = Run("token no-such-app");
-  EXPECT_EQ(not_found.exit_code, 3);
-  EXPECT_THAT(not_found.err, HasSubstr("tokenbrokerctl: NOT_FOUND: "));
+  EXPECT_EQ(not_found.exit_code, 4);
+  EXPECT_THAT(not_found.err, HasSubstr("tokenbrokerctl: PERMISSION_DENIED: "));
   EXPECT_EQ(not_found.out, "");
 
   Result rejected = Run("token wrong-secret");
@@ -214,7 +215,7 @@ TEST_F(CliEndToEndTest, CallWritesTheBodyToAFile) {
   // A failed call leaves no file that could pass for a download.
   Result failed =
       Run(absl::StrCat("call no-such-app GET /x --stream -o '", file, "'"));
-  EXPECT_EQ(failed.exit_code, 3);
+  EXPECT_EQ(failed.exit_code, 4);
   EXPECT_FALSE(std::filesystem::exists(file));
 
   Result unwritable =

@@ -806,8 +806,9 @@ TEST_F(ClientBrokerTest, CachesTokensFromTheBroker) {
   EXPECT_EQ(client->stats().get_token_rpcs, 1);
   EXPECT_EQ(client->stats().cache_hits, 20);
   EXPECT_EQ(TokenRequests("design-center-app"), 1);
+  // An unknown app looks like one without a grant.
   EXPECT_THAT(client->GetToken("no-such-app"),
-              StatusIs(absl::StatusCode::kNotFound));
+              StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
 TEST_F(ClientBrokerTest, CallListsEnvironmentsWithoutAToken) {

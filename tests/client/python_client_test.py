@@ -38,11 +38,13 @@ class PythonClientTest(unittest.TestCase):
             token_broker_pb2.GetTokenRequest(app="design-center"), timeout=20)
         self.assertEqual(again.access_token, token.access_token)
 
-    def test_unknown_app_is_not_found(self):
+    def test_unknown_app_is_permission_denied(self):
+        # An unknown app looks like one the caller has no grant for.
         with self.assertRaises(grpc.RpcError) as raised:
             self.broker.GetToken(
                 token_broker_pb2.GetTokenRequest(app="no-such-app"), timeout=20)
-        self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(raised.exception.code(),
+                         grpc.StatusCode.PERMISSION_DENIED)
 
     def test_watch_sends_the_current_token(self):
         stream = self.broker.WatchToken(

@@ -821,8 +821,9 @@ TEST_F(MtlsAuthTest, ReloadAppliesAppsAndPolicyAndKeepsUnchangedTokens) {
   ASSERT_TRUE(
       GetTokenAs(billing, "design-center", {"view:environment"}, &dc_before)
           .ok());
+  // Unknown apps look like ungranted ones.
   EXPECT_EQ(GetTokenAs(orders, "exchange-2").error_code(),
-            grpc::StatusCode::NOT_FOUND);
+            grpc::StatusCode::PERMISSION_DENIED);
 
   reloaded_ = true;
   WriteConfigFile(ConfigYaml());
@@ -844,7 +845,7 @@ TEST_F(MtlsAuthTest, ReloadAppliesAppsAndPolicyAndKeepsUnchangedTokens) {
   status = GetTokenAs(orders, "exchange-2");
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(GetTokenAs(billing, "wrong-secret").error_code(),
-            grpc::StatusCode::NOT_FOUND);
+            grpc::StatusCode::PERMISSION_DENIED);
 
   bool audited = false;
   for (const nlohmann::json& record : AuditRecords()) {

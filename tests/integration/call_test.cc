@@ -342,7 +342,7 @@ TEST_F(CallTest, ConnectionsToAnypointAreReused) {
 TEST_F(CallTest, RouteAndAppErrors) {
   pb::CallResponse response;
   grpc::Status status = Call(Request("GET", "/x", "no-such-app"), &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   status = Call(Request("GET", "/x", ""), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   pb::CallRequest scoped = Request("GET", "/x", "exchange-reader");

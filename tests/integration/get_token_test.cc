@@ -273,8 +273,9 @@ TEST_F(GetTokenTest, RetryAfterIsHonoured) {
 
 TEST_F(GetTokenTest, BadRequestsGetClearErrorsAndServiceKeepsRunning) {
   pb::GetTokenResponse response;
+  // An unknown app looks like one the caller has no grant for.
   grpc::Status status = GetToken("no-such-app", &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(status.error_message(), HasSubstr("no-such-app"));
 
   status = GetToken("bad name!", &response);

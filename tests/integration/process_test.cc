@@ -388,7 +388,7 @@ TEST_F(BrokerProcessTest, SighupReloadsTheConfig) {
   StartBroker({"--watch_config=false"});
   ASSERT_TRUE(GetToken(*stub_, "design-center").ok());
   EXPECT_EQ(GetToken(*stub_, "exchange-reader").error_code(),
-            grpc::StatusCode::NOT_FOUND);
+            grpc::StatusCode::PERMISSION_DENIED);
 
   SwapConfig(ConfigYaml(/*with_exchange_reader=*/true));
   ASSERT_EQ(kill(pid_, SIGHUP), 0);

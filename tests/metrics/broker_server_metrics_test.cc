@@ -21,7 +21,7 @@ TEST_F(BrokerServerMetricsTest, CountsRpcsCacheAndUpstream) {
   ASSERT_TRUE(GetToken("design-center", &response).ok());
   ASSERT_TRUE(GetToken("design-center", &response).ok());
   EXPECT_EQ(GetToken("no-such-app", &response).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+            grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(GetToken("wrong-secret", &response).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
 
@@ -31,9 +31,10 @@ TEST_F(BrokerServerMetricsTest, CountsRpcsCacheAndUpstream) {
       "TokenBroker\"";
   EXPECT_THAT(text, HasSubstr("grpc_server_handled_total{grpc_code=\"OK\"," +
                               get_token + "} 2"));
-  EXPECT_THAT(text, HasSubstr("grpc_server_handled_total{grpc_code=\"NOT_"
-                              "FOUND\"," +
-                              get_token + "} 1"));
+  EXPECT_THAT(text,
+              HasSubstr("grpc_server_handled_total{grpc_code=\"PERMISSION_"
+                        "DENIED\"," +
+                        get_token + "} 1"));
   EXPECT_THAT(text, HasSubstr("grpc_server_handled_total{grpc_code=\"FAILED_"
                               "PRECONDITION\"," +
                               get_token + "} 1"));
