@@ -1,6 +1,7 @@
 // TokenBroker.Call against the real emulator over loopback sockets.
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -359,9 +360,11 @@ struct StreamResult {
   int messages = 0;
 };
 
-StreamResult ReadStream(
-    pb::TokenBroker::Stub& stub, const pb::CallRequest& request,
-    absl::Duration pause_after_first = absl::ZeroDuration()) {
+// Reads a whole CallStream; `after_first` runs once the first message has
+// arrived, before any other is read.
+StreamResult ReadStream(pb::TokenBroker::Stub& stub,
+                        const pb::CallRequest& request,
+                        const std::function<void()>& after_first = nullptr) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(60));
@@ -372,8 +375,7 @@ StreamResult ReadStream(
     EXPECT_LE(message.body_chunk().size(), 64u << 10);
     if (result.messages++ == 0) {
       result.head = message;
-      // Let the broker's queue fill up so that it pauses the transfer.
-      absl::SleepFor(pause_after_first);
+      if (after_first) after_first();
     }
     result.body += message.body_chunk();
   }
@@ -384,7 +386,20 @@ StreamResult ReadStream(
 TEST_F(CallTest, CallStreamDeliversALargeBodyInPieces) {
   pb::CallRequest request =
       Request("GET", "/_emulator/authed-echo/asset?bytes=20000000");
-  StreamResult result = ReadStream(*stub_, request, absl::Milliseconds(300));
+  // This reader stops after the first message until the broker has paused
+  // the upstream transfer (its queue reached the high-water mark), which
+  // keeps the broker's memory bounded whatever the answer's size.
+  bool paused = false;
+  StreamResult result = ReadStream(*stub_, request, [&] {
+    paused = PollUntil([&] {
+      std::string text = broker_->metrics().Serialize();
+      const std::string series = "\ntokenbroker_call_stream_pauses_total ";
+      size_t at = text.find(series);
+      return at != std::string::npos &&
+             text.compare(at + series.size(), 2, "0\n") != 0;
+    });
+  });
+  EXPECT_TRUE(paused) << "the broker paused the upstream transfer";
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_EQ(result.head.status(), 200);
   EXPECT_GT(result.head.headers_size(), 0);
