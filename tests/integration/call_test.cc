@@ -438,3 +438,33 @@ TEST_F(CallTest, CallStreamRetriesA401WithAFreshToken) {
 
 }  // namespace
 }  // namespace tokenbroker
+
+namespace tokenbroker {
+namespace {
+
+// An endpoint that echoes the request (here the emulator's echo, which
+// answers with every request header, Authorization included) must not hand
+// the caller the token the broker injected.
+TEST_F(CallTest, TheInjectedTokenIsScrubbedFromAnswers) {
+  pb::GetTokenResponse token;
+  ASSERT_TRUE(GetToken("design-center", &token).ok());
+  const std::string& secret = token.access_token();
+
+  pb::CallResponse response;
+  grpc::Status status = Call(Request("GET", "/_emulator/echo/x"), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.body().find(secret), std::string::npos);
+  EXPECT_THAT(response.body(),
+              HasSubstr("Bearer [token removed by the broker]"));
+
+  StreamResult streamed =
+      ReadStream(*stub_, Request("GET", "/_emulator/echo/y"));
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+  EXPECT_EQ(streamed.body.find(secret), std::string::npos);
+  EXPECT_THAT(streamed.body, HasSubstr("Bearer [token removed by the broker]"));
+  EXPECT_THAT(broker_->metrics().Serialize(),
+              HasSubstr("tokenbroker_call_tokens_scrubbed_total 2"));
+}
+
+}  // namespace
+}  // namespace tokenbroker
