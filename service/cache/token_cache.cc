@@ -59,9 +59,11 @@ struct TokenCache::Pending {
 namespace {
 
 // The error a caller sees when no valid token is cached and the key's last
-// fetch failed.
+// fetch failed. `waited`: the caller waited for that fetch (otherwise it is
+// answered at once, its deadline ending before the next try).
 absl::Status CallerError(const TokenRequest& request, const absl::Status& error,
-                         absl::Time now, absl::Time retry_not_before) {
+                         absl::Time now, absl::Time retry_not_before,
+                         bool waited = false) {
   absl::StatusCode code = error.code();
   // A fetch's own timeout is an upstream outage from the caller's view; the
   // caller's deadline is reported by gRPC itself.
@@ -71,11 +73,14 @@ absl::Status CallerError(const TokenRequest& request, const absl::Status& error,
   }
   std::string message(error.message());
   if (retry_not_before > now) {
-    absl::StrAppend(&message, " (no valid token cached for app ", request.app,
-                    "; next upstream try in ",
-                    absl::FormatDuration(
-                        absl::Ceil(retry_not_before - now, absl::Seconds(1))),
-                    ")");
+    absl::StrAppend(
+        &message, " (no valid token cached for app ", request.app,
+        waited ? "; the upstream try this call waited for failed, the next is "
+                 "in "
+               : "; next upstream try in ",
+        absl::FormatDuration(
+            absl::Ceil(retry_not_before - now, absl::Seconds(1))),
+        ")");
   }
   return absl::Status(code, message);
 }
@@ -513,8 +518,9 @@ void TokenCache::OnFetchDone(const std::string& key, uint64_t generation,
                   {"retry_in_ms", absl::ToInt64Milliseconds(delay)}});
 
       bool valid = entry.token != nullptr && entry.token->expires_at > now;
-      absl::Status caller_error = CallerError(entry.request, entry.last_error,
-                                              now, entry.retry_not_before);
+      absl::Status caller_error =
+          CallerError(entry.request, entry.last_error, now,
+                      entry.retry_not_before, /*waited=*/true);
       for (auto& [id, waiter] : waiters) {
         if (valid && waiter->accept_valid_on_failure()) {
           stale_served_.fetch_add(1, std::memory_order_relaxed);

@@ -241,32 +241,31 @@ class CallStreamReactor final
       bool go_on = true;
       {
         absl::MutexLock lock(&state_->mu);
-        State& s = *state_;
-        if (s.reactor == nullptr || s.finishing) return false;
-        if (absl::Status reserved =
-                s.active.ReserveStreamBytes(static_cast<int64_t>(data.size()));
+        if (state_->reactor == nullptr || state_->finishing) return false;
+        if (absl::Status reserved = state_->active.ReserveStreamBytes(
+                static_cast<int64_t>(data.size()));
             !reserved.ok()) {
-          cancel = s.EndLocked(s.rpc->Use(reserved));
+          cancel = state_->EndLocked(state_->rpc->Use(reserved));
           go_on = false;
         } else {
-          s.queued_bytes_reserved += static_cast<int64_t>(data.size());
-          s.queued_bytes += data.size();
+          state_->queued_bytes_reserved += static_cast<int64_t>(data.size());
+          state_->queued_bytes += data.size();
           // Fill the last queued message up to kMaxMessage, then start new
           // ones.
           while (!data.empty()) {
-            if (s.queue.empty() ||
-                s.queue.back().body_chunk().size() >= kMaxMessage) {
-              s.queue.emplace_back();
+            if (state_->queue.empty() ||
+                state_->queue.back().body_chunk().size() >= kMaxMessage) {
+              state_->queue.emplace_back();
             }
-            std::string* chunk = s.queue.back().mutable_body_chunk();
+            std::string* chunk = state_->queue.back().mutable_body_chunk();
             size_t n = std::min(data.size(), kMaxMessage - chunk->size());
             chunk->append(data.data(), n);
             data.remove_prefix(n);
           }
-          s.WriteNextLocked();
-          if (s.queued_bytes >= kHighWater) {
-            s.paused = true;
-            s.active.CountStreamPause();
+          state_->WriteNextLocked();
+          if (state_->queued_bytes >= kHighWater) {
+            state_->paused = true;
+            state_->active.CountStreamPause();
             go_on = false;
           }
         }
@@ -304,17 +303,16 @@ class CallStreamReactor final
     std::shared_ptr<ProxyCall> cancel;
     {
       absl::MutexLock lock(&state_->mu);
-      State& s = *state_;
-      s.writing = false;
+      state_->writing = false;
       if (!ok) {
-        cancel = s.EndLocked(
+        cancel = state_->EndLocked(
             absl::UnavailableError("the stream to the caller broke"));
       } else {
-        if (s.paused && s.queued_bytes < kLowWater) {
-          s.paused = false;
-          resume = s.call;
+        if (state_->paused && state_->queued_bytes < kLowWater) {
+          state_->paused = false;
+          resume = state_->call;
         }
-        s.WriteNextLocked();
+        state_->WriteNextLocked();
       }
     }
     if (resume != nullptr) resume->Resume();

@@ -76,16 +76,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   return grpc::SslServerCredentials(options);
 }
 
-// The path of an absolute URL, without its query.
-absl::string_view UrlPath(absl::string_view url) {
-  size_t scheme = url.find("://");
-  if (scheme != absl::string_view::npos) url.remove_prefix(scheme + 3);
-  size_t slash = url.find('/');
-  if (slash == absl::string_view::npos) return "/";
-  url.remove_prefix(slash);
-  return url.substr(0, url.find_first_of("?#"));
-}
-
 ProxyOptions ProxyOptionsFrom(const Config& config) {
   ProxyOptions options;
   options.max_response_body_bytes = config.upstream.max_response_bytes;

@@ -5,6 +5,8 @@
 //
 // Asserts:
 // - no GetToken fails while a token the broker served is still valid;
+// - no GetToken is failed at once during a backoff when its deadline
+//   reached past the next upstream try (it must wait for that try);
 // - upstream token requests stay within the budget that refresh ahead and
 //   the backoff policy allow;
 // - RSS and the thread count of the process (broker, emulator and callers)
@@ -128,8 +130,9 @@ class Outcomes {
   // One GetToken sent at `sent` (`offset` into the soak) while a token of
   // `app` was known to be valid until `valid_until`.
   void Record(const std::string& app, absl::Duration offset, absl::Time sent,
-              absl::Time valid_until, const grpc::Status& status,
-              const pb::GetTokenResponse& response, int64_t latency_us) {
+              absl::Time valid_until, absl::Time deadline,
+              const grpc::Status& status, const pb::GetTokenResponse& response,
+              int64_t latency_us) {
     absl::MutexLock lock(&mu_);
     // A histogram, not a list: memory must not grow with the call count.
     ++latency_log2_us_[std::min<size_t>(
@@ -145,6 +148,28 @@ class Outcomes {
       return;
     }
     ++failed_by_code_[absl::StrCat(status.error_code())];
+    // Answered at once during a backoff: the message gives the next try,
+    // rounded up to a second. With a deadline past it the call should have
+    // waited for it.
+    constexpr char kNextTry[] = "next upstream try in ";
+    const std::string& message = status.error_message();
+    if (size_t at = message.find(kNextTry); at != std::string::npos) {
+      size_t from = at + sizeof(kNextTry) - 1;
+      absl::Duration next_try;
+      absl::Time answered = sent + absl::Microseconds(latency_us);
+      if (absl::ParseDuration(
+              message.substr(from, message.find(')', from) - from),
+              &next_try) &&
+          answered + next_try + absl::Seconds(1) < deadline) {
+        ++failed_before_next_try_;
+        if (violations_.size() < 10) {
+          violations_.push_back(absl::StrCat(
+              app, " at +", absl::FormatDuration(offset),
+              ": failed at once although its deadline was ",
+              absl::FormatDuration(deadline - answered), " away: ", message));
+        }
+      }
+    }
     // One second of slack for the rounding of expires_at.
     if (valid_until - absl::Seconds(1) <= sent) return;
     ++failed_with_valid_token_;
@@ -161,6 +186,7 @@ class Outcomes {
     int64_t failed = 0;
     std::string failed_codes;
     int64_t failed_with_valid_token = 0;
+    int64_t failed_before_next_try = 0;
     std::vector<std::string> violations;
     int64_t p50_us = 0, p99_us = 0, max_us = 0;  // p50, p99: powers of 2.
   };
@@ -174,6 +200,7 @@ class Outcomes {
       absl::StrAppend(&summary.failed_codes, " code", code, "=", count);
     }
     summary.failed_with_valid_token = failed_with_valid_token_;
+    summary.failed_before_next_try = failed_before_next_try_;
     summary.violations = violations_;
     int64_t total = 0;
     for (int64_t n : latency_log2_us_) total += n;
@@ -199,6 +226,7 @@ class Outcomes {
   int64_t ok_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, int64_t> failed_by_code_ ABSL_GUARDED_BY(mu_);
   int64_t failed_with_valid_token_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t failed_before_next_try_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> violations_ ABSL_GUARDED_BY(mu_);
   std::array<int64_t, 32> latency_log2_us_ ABSL_GUARDED_BY(mu_) = {};
   int64_t max_latency_us_ ABSL_GUARDED_BY(mu_) = 0;
@@ -249,15 +277,15 @@ TEST_F(SoakTest, CallersNeverFailWhileATokenIsValid) {
         absl::Time valid_until = outcomes.ValidUntil(app);
         absl::Time sent = absl::Now();
         grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() +
-                             std::chrono::seconds(15));
+        absl::Time deadline = sent + absl::Seconds(15);
+        context.set_deadline(absl::ToChronoTime(deadline));
         pb::GetTokenRequest request;
         request.set_app(app);
         pb::GetTokenResponse response;
         grpc::Status status = stub->GetToken(&context, request, &response);
         int64_t latency_us = absl::ToInt64Microseconds(absl::Now() - sent);
-        outcomes.Record(app, sent - start, sent, valid_until, status, response,
-                        latency_us);
+        outcomes.Record(app, sent - start, sent, valid_until, deadline, status,
+                        response, latency_us);
         absl::SleepFor(absl::Milliseconds(5));
       }
     });
@@ -353,7 +381,8 @@ TEST_F(SoakTest, CallersNeverFailWhileATokenIsValid) {
   std::printf(
       "soak summary (%.0f s, %d callers, %d s tokens)\n"
       "  phases:%s\n"
-      "  GetToken: ok=%lld failed=%lld%s failed_with_valid_token=%lld\n"
+      "  GetToken: ok=%lld failed=%lld%s failed_with_valid_token=%lld "
+      "failed_before_next_try=%lld\n"
       "  GetToken latency_us: p50<=%lld p99<=%lld max=%lld\n"
       "  upstream token requests=%lld budget=%lld (refresh %lld + retries "
       "%lld)\n"
@@ -365,6 +394,7 @@ TEST_F(SoakTest, CallersNeverFailWhileATokenIsValid) {
       phase_counts.c_str(), static_cast<long long>(seen.ok),
       static_cast<long long>(seen.failed), seen.failed_codes.c_str(),
       static_cast<long long>(seen.failed_with_valid_token),
+      static_cast<long long>(seen.failed_before_next_try),
       static_cast<long long>(seen.p50_us), static_cast<long long>(seen.p99_us),
       static_cast<long long>(seen.max_us), static_cast<long long>(upstream),
       static_cast<long long>(total_budget),
@@ -387,6 +417,8 @@ TEST_F(SoakTest, CallersNeverFailWhileATokenIsValid) {
   EXPECT_GT(seen.ok, 0);
   EXPECT_EQ(seen.failed_with_valid_token, 0)
       << "GetToken failed while a served token was still valid";
+  EXPECT_EQ(seen.failed_before_next_try, 0)
+      << "GetToken failed at once although its deadline covered the next try";
   EXPECT_LE(upstream, total_budget)
       << "more upstream token requests than refresh ahead and backoff allow";
   // Flat: allocator and gRPC pools settle after warm-up; a leak per call
