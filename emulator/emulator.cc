@@ -40,6 +40,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "emulator/http_helpers.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 
@@ -47,6 +48,13 @@ namespace tokenbroker::emulator {
 namespace {
 
 using json = nlohmann::json;
+using internal::ClientCredentials;
+using internal::ParamOr;
+using internal::Params;
+using internal::ParseBodyParams;
+using internal::SetJson;
+using internal::SetMessage;
+using internal::SetOAuthError;
 
 constexpr char kTokenPath[] = "/accounts/api/v2/oauth2/token";
 constexpr char kAuthorizePath[] = "/accounts/api/v2/oauth2/authorize";
@@ -67,155 +75,6 @@ const std::set<std::string>& ImplicitScopes() {
   static const auto* scopes =
       new std::set<std::string>{"profile", "openid", "email", "offline_access"};
   return *scopes;
-}
-
-// json::dump throws on invalid UTF-8; replace such bytes instead.
-std::string Dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-void SetJson(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(Dump(body), "application/json");
-}
-
-void SetMessage(httplib::Response& res, int status, absl::string_view message) {
-  SetJson(res, status, json{{"message", std::string(message)}});
-}
-
-void SetOAuthError(httplib::Response& res, int status, absl::string_view error,
-                   absl::string_view description) {
-  SetJson(res, status,
-          json{{"error", std::string(error)},
-               {"error_description", std::string(description)}});
-}
-
-std::string RandomToken(size_t bytes) {
-  std::vector<unsigned char> buf(bytes);
-  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) {
-    // OpenSSL's CSPRNG does not fail on Linux once seeded; if it ever does,
-    // refuse to hand out predictable tokens.
-    std::abort();
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
-}
-
-bool SecretsEqual(const std::string& a, const std::string& b) {
-  return a.size() == b.size() &&
-         CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-bool IsValidUtf8(absl::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = s[i];
-    size_t extra = 0;
-    if (c < 0x80) {
-      extra = 0;
-    } else if ((c >> 5) == 0x6) {
-      extra = 1;
-    } else if ((c >> 4) == 0xE) {
-      extra = 2;
-    } else if ((c >> 3) == 0x1E) {
-      extra = 3;
-    } else {
-      return false;
-    }
-    if (i + extra >= s.size() && extra > 0) return false;
-    for (size_t k = 1; k <= extra; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-    }
-    i += extra + 1;
-  }
-  return true;
-}
-
-std::string MediaType(const httplib::Request& req) {
-  std::string type = req.get_header_value("Content-Type");
-  type = std::string(absl::StripAsciiWhitespace(
-      absl::string_view(type).substr(0, type.find(';'))));
-  absl::AsciiStrToLower(&type);
-  return type;
-}
-
-using Params = std::map<std::string, std::string>;
-
-// Parses an OAuth request body: form or JSON object of strings. The error
-// message is meant for error_description.
-absl::StatusOr<Params> ParseBodyParams(const httplib::Request& req) {
-  Params params;
-  const std::string type = MediaType(req);
-  if (type == "application/x-www-form-urlencoded") {
-    for (absl::string_view pair : absl::StrSplit(req.body, '&')) {
-      if (pair.empty()) continue;
-      const size_t eq = pair.find('=');
-      std::string key =
-          httplib::detail::decode_url(std::string(pair.substr(0, eq)), true);
-      std::string value = eq == absl::string_view::npos
-                              ? ""
-                              : httplib::detail::decode_url(
-                                    std::string(pair.substr(eq + 1)), true);
-      if (!params.emplace(key, std::move(value)).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("parameter ", key, " is given more than once"));
-      }
-    }
-    return params;
-  }
-  if (type == "application/json") {
-    const json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      return absl::InvalidArgumentError("the body is not a JSON object");
-    }
-    for (const auto& [key, value] : body.items()) {
-      if (value.is_null()) continue;
-      if (!value.is_string()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("parameter ", key, " must be a string"));
-      }
-      params[key] = value.get<std::string>();
-    }
-    return params;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unsupported Content-Type \"", req.get_header_value("Content-Type"),
-      "\": send application/x-www-form-urlencoded or application/json"));
-}
-
-// Client credentials from the body, else from HTTP Basic (RFC 6749 2.3.1:
-// both parts form-urlencoded).
-void ClientCredentials(const httplib::Request& req, const Params& params,
-                       std::string* id, std::string* secret, bool* basic) {
-  *basic = false;
-  auto it = params.find("client_id");
-  if (it != params.end()) {
-    *id = it->second;
-    auto s = params.find("client_secret");
-    *secret = s == params.end() ? "" : s->second;
-    return;
-  }
-  const std::string auth = req.get_header_value("Authorization");
-  if (absl::StartsWithIgnoreCase(auth, "basic ")) {
-    std::string decoded;
-    if (absl::Base64Unescape(absl::StripAsciiWhitespace(auth.substr(6)),
-                             &decoded)) {
-      const size_t colon = decoded.find(':');
-      if (colon != std::string::npos) {
-        *id = httplib::detail::decode_url(decoded.substr(0, colon), true);
-        *secret = httplib::detail::decode_url(decoded.substr(colon + 1), true);
-        *basic = true;
-        return;
-      }
-    }
-  }
-  id->clear();
-  secret->clear();
-}
-
-std::string ParamOr(const Params& params, const std::string& key) {
-  auto it = params.find(key);
-  return it == params.end() ? "" : it->second;
 }
 
 // Calls `fn(fd)` for each connected TCP socket of this process whose local
@@ -312,10 +171,6 @@ bool WaitUnlessClientCloses(const httplib::Request& req, absl::Duration delay) {
   }
   absl::SleepFor(end - absl::Now());
   return true;
-}
-
-std::string FormatTimestamp(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
 }
 
 // The server's accept loop hands each accepted socket to the task queue
@@ -796,7 +651,7 @@ void Emulator::Impl::LogRequest(const httplib::Request& req,
   }
   // Never the query string, headers or body: they carry codes, tokens and
   // secrets.
-  json line = {{"ts", FormatTimestamp(absl::Now())},
+  json line = {{"ts", internal::FormatTimestamp(absl::Now())},
                {"level", "info"},
                {"msg", "request"},
                {"method", req.method},
@@ -806,7 +661,7 @@ void Emulator::Impl::LogRequest(const httplib::Request& req,
                {"duration_ms", absl::ToInt64Milliseconds(elapsed)},
                {"remote", absl::StrCat(req.remote_addr, ":", req.remote_port)}};
   if (fault.has_value()) line["fault"] = FaultKindName(fault->kind);
-  const std::string text = Dump(line) + "\n";
+  const std::string text = internal::Dump(line) + "\n";
   absl::MutexLock lock(&log_mu_);
   std::fwrite(text.data(), 1, text.size(), stderr);
   std::fflush(stderr);
@@ -907,7 +762,7 @@ std::optional<Emulator::Impl::AppState> Emulator::Impl::AuthenticateClient(
   absl::MutexLock lock(&mu_);
   auto it = apps_.find(client_id);
   if (it == apps_.end() ||
-      !SecretsEqual(it->second.app.client_secret, secret)) {
+      !internal::SecretsEqual(it->second.app.client_secret, secret)) {
     if (basic) res.set_header("WWW-Authenticate", "Basic realm=\"anypoint\"");
     SetOAuthError(res, 401, "invalid_client",
                   "client authentication failed: unknown client_id or wrong "
@@ -923,7 +778,7 @@ std::string Emulator::Impl::IssueToken(TokenKind kind, const AppState& app,
                                        absl::Duration lifetime) {
   const absl::Time now = absl::Now();
   if (tokens_.size() > 100000) PurgeExpired(now);
-  std::string token = RandomToken(32);
+  std::string token = internal::RandomToken(32);
   TokenRecord record;
   record.kind = kind;
   record.client_id = app.app.client_id;
@@ -1126,7 +981,7 @@ void Emulator::Impl::HandleAuthorize(const httplib::Request& req,
     return fail(login_hint.empty() ? "the fixture has no users"
                                    : "no user named " + login_hint);
   }
-  const std::string code = RandomToken(16);
+  const std::string code = internal::RandomToken(16);
   codes_[code] = CodeRecord{client_id,      user->id,
                             redirect_uri,   std::move(scopes),
                             app.generation, absl::Now() + kCodeLifetime,
@@ -1170,14 +1025,13 @@ std::optional<Emulator::Impl::Grant> Emulator::Impl::Authenticate(
     SetMessage(res, 401, message);
     return std::nullopt;
   };
-  const std::string auth = req.get_header_value("Authorization");
-  if (!absl::StartsWithIgnoreCase(auth, "bearer ")) {
+  const std::optional<std::string> token = internal::BearerToken(req);
+  if (!token.has_value()) {
     return unauthorized(
         "Unauthorized: send Authorization: Bearer <access token>");
   }
-  const std::string token(absl::StripAsciiWhitespace(auth.substr(7)));
   absl::MutexLock lock(&mu_);
-  auto it = tokens_.find(token);
+  auto it = tokens_.find(*token);
   if (it == tokens_.end() || it->second.kind != TokenKind::kAccess) {
     return unauthorized("Unauthorized: unknown access token");
   }
@@ -1485,16 +1339,9 @@ void Emulator::Impl::HandleEcho(const httplib::Request& req,
   json query = json::array();
   const size_t question = req.target.find('?');
   if (question != std::string::npos) {
-    for (absl::string_view pair :
-         absl::StrSplit(absl::string_view(req.target).substr(question + 1), '&',
-                        absl::SkipEmpty())) {
-      const size_t eq = pair.find('=');
-      query.push_back(
-          {httplib::detail::decode_url(std::string(pair.substr(0, eq)), true),
-           eq == absl::string_view::npos
-               ? ""
-               : httplib::detail::decode_url(std::string(pair.substr(eq + 1)),
-                                             true)});
+    for (const auto& [name, value] : internal::DecodeUrlEncoded(
+             absl::string_view(req.target).substr(question + 1))) {
+      query.push_back({name, value});
     }
   }
   json out = {{"method", req.method},
@@ -1502,7 +1349,7 @@ void Emulator::Impl::HandleEcho(const httplib::Request& req,
               {"target", req.target},
               {"query", query},
               {"headers", headers}};
-  if (IsValidUtf8(req.body)) {
+  if (internal::IsValidUtf8(req.body)) {
     out["body"] = req.body;
   } else {
     out["body_base64"] = absl::Base64Escape(req.body);
