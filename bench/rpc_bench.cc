@@ -60,7 +60,7 @@
 #include "service/cache/token_cache.h"
 #include "service/common/log.h"
 #include "service/config/config.h"
-#include "service/grpc/server.h"
+#include "service/app/broker_server.h"
 #include "tests/testing/fake_clock.h"
 
 ABSL_FLAG(std::string, scenarios, "rpc,call,coalesce,refresh,scale",

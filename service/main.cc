@@ -17,7 +17,7 @@
 #include "service/common/process_hardening.h"
 #include "service/config/config.h"
 #include "service/config/file_watcher.h"
-#include "service/grpc/server.h"
+#include "service/app/broker_server.h"
 #include "service/http/admin_server.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the broker's YAML configuration.");

@@ -1,80 +1,16 @@
-#include "service/grpc/server.h"
+#include "service/app/broker_server.h"
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/notification.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/security/server_credentials.h"
-#include "grpcpp/server_builder.h"
+#include "service/app/config_diff.h"
 #include "service/common/log.h"
-#include "service/metrics/grpc_interceptor.h"
+#include "service/common/status_macros.h"
 #include "service/upstream/curl_http_client.h"
 
 namespace tokenbroker {
 namespace {
-
-constexpr char kTokenBrokerService[] = "anypoint.tokenbroker.v1.TokenBroker";
-constexpr char kBrokerAdminService[] = "anypoint.tokenbroker.v1.BrokerAdmin";
-// Service names of the probe listener (listen.probe_grpc).
-constexpr char kLivenessService[] = "liveness";
-constexpr char kReadinessService[] = "readiness";
-
-std::string AppHealthName(absl::string_view app) {
-  return absl::StrCat("app:", app);
-}
-
-absl::StatusOr<std::string> ReadPem(const std::string& path,
-                                    absl::string_view key) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (!in || content.str().empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("listen.tls.", key, ": cannot read ", path,
-                     ": check that the file exists and is readable"));
-  }
-  return content.str();
-}
-
-// TLS (with mTLS when a client CA is configured), or plaintext when the
-// development flag allows it.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
-    const Config& config) {
-  const TlsConfig& tls = config.listen.tls;
-  if (!tls.enabled()) {
-    if (!config.development.insecure_plaintext) {
-      return absl::FailedPreconditionError(
-          "listen.tls is not configured: give cert_file and key_file (and "
-          "client_ca_file for mTLS), or set development.insecure_plaintext: "
-          "true to serve plaintext for local development");
-    }
-    return grpc::InsecureServerCredentials();
-  }
-  grpc::SslServerCredentialsOptions options(
-      tls.client_ca_file.empty()
-          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  absl::StatusOr<std::string> cert = ReadPem(tls.cert_file, "cert_file");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPem(tls.key_file, "key_file");
-  if (!key.ok()) return key.status();
-  pair.cert_chain = *std::move(cert);
-  pair.private_key = *std::move(key);
-  options.pem_key_cert_pairs.push_back(std::move(pair));
-  if (!tls.client_ca_file.empty()) {
-    absl::StatusOr<std::string> ca =
-        ReadPem(tls.client_ca_file, "client_ca_file");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *std::move(ca);
-  }
-  return grpc::SslServerCredentials(options);
-}
 
 ProxyOptions ProxyOptionsFrom(const Config& config) {
   ProxyOptions options;
@@ -195,6 +131,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
   server->admin_service_ = std::make_unique<BrokerAdminService>(
       *server->config_, *server->cache_, *server, *server->audit_,
       *server->clock_);
+  server->grpc_ = std::make_unique<GrpcServer>(
+      *server->token_service_, *server->admin_service_, *server->metrics_);
   return server;
 }
 
@@ -214,89 +152,8 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
   std::shared_ptr<const Config> config = config_->Get();
   std::string address =
       listen_address.empty() ? config->listen.grpc : listen_address;
-
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      ServerCredentials(*config);
-  if (!credentials.ok()) return credentials.status();
-
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, *credentials, &port_);
-  // Room for the largest Call body plus the rest of the message, so that
-  // the broker's own limit answers with a clear message.
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(config->upstream.max_request_bytes + (1 << 20)));
-  builder.RegisterService(token_service_.get());
-  builder.RegisterService(admin_service_.get());
-  std::vector<
-      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
-  interceptors.push_back(
-      std::make_unique<MetricsInterceptorFactory>(*metrics_));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", address,
-                     ": check that the address is valid and the port free"));
-  }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  {
-    absl::MutexLock lock(&mu_);
-    server_ = std::move(server);
-    health_ = health;
-  }
+  TB_RETURN_IF_ERROR(grpc_->Start(*config, address));
   if (refresher_ != nullptr) refresher_->Start(*cache_);
-
-  health->SetServingStatus(true);
-  health->SetServingStatus(kTokenBrokerService, true);
-  health->SetServingStatus(kBrokerAdminService, true);
-  for (const AppConfig& app : config->apps) {
-    health->SetServingStatus(AppHealthName(app.name), true);
-  }
-  if (!config->listen.probe_grpc.empty()) {
-    if (absl::Status s = StartProbeServer(config->listen.probe_grpc); !s.ok()) {
-      return s;
-    }
-  }
-  if (!config->listen.tls.enabled()) {
-    LogWarning(
-        "development.insecure_plaintext: serving plaintext gRPC; callers "
-        "without credentials are the caller 'anonymous'. Never in production",
-        {{"address", address}});
-  }
-  LogInfo("token broker listening",
-          {{"address", address},
-           {"port", port_},
-           {"tls", config->listen.tls.enabled()},
-           {"mtls", !config->listen.tls.client_ca_file.empty()},
-           {"apps", static_cast<int>(config->apps.size())},
-           {"callers", static_cast<int>(config->callers.size())}});
-  return absl::OkStatus();
-}
-
-absl::Status BrokerServer::StartProbeServer(const std::string& address) {
-  // A second server with nothing but the standard health service (it is
-  // enabled process-wide), in plaintext: the kubelet's gRPC probes cannot
-  // present client certificates.
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
-                           &probe_port_);
-  probe_server_ = builder.BuildAndStart();
-  if (probe_server_ == nullptr || probe_port_ == 0) {
-    probe_server_.reset();
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on listen.probe_grpc ", address,
-                     ": check that the address is valid and the port free"));
-  }
-  grpc::HealthCheckServiceInterface* health =
-      probe_server_->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(kLivenessService, true);
-  health->SetServingStatus(kReadinessService, true);
-  LogInfo("gRPC probe listener (health service only)",
-          {{"address", address}, {"port", probe_port_}});
   return absl::OkStatus();
 }
 
@@ -367,47 +224,16 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
   }
   auto fresh = std::make_shared<const Config>(*std::move(loaded));
 
+  ConfigDiff diff = DiffConfigs(*old, *fresh);
   ReloadSummary summary;
-  std::vector<std::string> unchanged;
-  for (const AppConfig& app : fresh->apps) {
-    const AppConfig* before = old->FindApp(app.name);
-    if (before == nullptr) {
-      summary.added.push_back(app.name);
-    } else if (!SameApp(*before, app)) {
-      summary.changed.push_back(app.name);
-    } else {
-      unchanged.push_back(app.name);
-    }
-  }
-  for (const AppConfig& app : old->apps) {
-    if (fresh->FindApp(app.name) == nullptr) {
-      summary.removed.push_back(app.name);
-    }
-  }
-  // Sections read only at start: say so when a reload changes them.
-  const std::pair<const char*, bool> restart_only[] = {
-      {"listen",
-       fresh->listen.grpc != old->listen.grpc ||
-           fresh->listen.admin_http != old->listen.admin_http ||
-           fresh->listen.probe_grpc != old->listen.probe_grpc ||
-           fresh->listen.tls.cert_file != old->listen.tls.cert_file ||
-           fresh->listen.tls.key_file != old->listen.tls.key_file ||
-           fresh->listen.tls.client_ca_file != old->listen.tls.client_ca_file ||
-           fresh->development.insecure_plaintext !=
-               old->development.insecure_plaintext},
-      {"upstream",
-       fresh->upstream.ca_file != old->upstream.ca_file ||
-           fresh->upstream.connect_timeout != old->upstream.connect_timeout},
-      {"audit", fresh->audit.path != old->audit.path ||
-                    fresh->audit.fail_closed != old->audit.fail_closed},
-  };
-  for (const auto& [section, changed] : restart_only) {
-    if (changed) {
-      LogWarning(
-          "config reload: this section changed but takes effect only "
-          "after a restart",
-          {{"section", section}});
-    }
+  summary.added = diff.added_apps;
+  summary.changed = diff.changed_apps;
+  summary.removed = diff.removed_apps;
+  for (const std::string& section : diff.restart_only) {
+    LogWarning(
+        "config reload: this section changed but takes effect only "
+        "after a restart",
+        {{"section", section}});
   }
 
   source_->SetApps(fresh->apps);
@@ -426,21 +252,12 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
   // Streams whose caller lost its key or grant end now.
   active_->SetLimits(fresh->limits);
   active_->Recheck(fresh);
-  grpc::HealthCheckServiceInterface* health;
-  {
-    absl::MutexLock lock(&mu_);
-    health = health_;
+  for (const std::string& app : summary.added) grpc_->SetAppHealth(app, true);
+  for (const std::string& app : summary.changed) {
+    grpc_->SetAppHealth(app, true);
   }
-  if (health != nullptr) {
-    for (const std::string& app : summary.added) {
-      health->SetServingStatus(AppHealthName(app), true);
-    }
-    for (const std::string& app : summary.changed) {
-      health->SetServingStatus(AppHealthName(app), true);
-    }
-    for (const std::string& app : summary.removed) {
-      health->SetServingStatus(AppHealthName(app), false);
-    }
+  for (const std::string& app : summary.removed) {
+    grpc_->SetAppHealth(app, false);
   }
   metrics_->ConfigLoaded(true, clock_->Now());
   LogInfo("config reloaded", {{"added", summary.added},
@@ -453,12 +270,6 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
 void BrokerServer::OnFetch(const TokenRequest& request,
                            const absl::Status& status) {
   metrics_->TokenFetched(request.app, status);
-  grpc::HealthCheckServiceInterface* health;
-  {
-    absl::MutexLock lock(&mu_);
-    health = health_;
-  }
-  if (health == nullptr) return;
   bool healthy = status.ok();
   if (!healthy) {
     // An app whose refresh fails but whose token is still valid still serves.
@@ -466,41 +277,13 @@ void BrokerServer::OnFetch(const TokenRequest& request,
       if (info.app == request.app && info.valid) healthy = true;
     }
   }
-  health->SetServingStatus(AppHealthName(request.app), healthy);
+  grpc_->SetAppHealth(request.app, healthy);
 }
 
 void BrokerServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (shut_down_ || server_ == nullptr) return;
-    shut_down_ = true;
-  }
-  LogInfo("shutting down: reporting NOT_SERVING, then draining",
-          {{"drain_delay_ms", absl::ToInt64Milliseconds(drain_delay)},
-           {"grace_ms", absl::ToInt64Milliseconds(grace)}});
-  server_->GetHealthCheckService()->Shutdown();
-  if (probe_server_ != nullptr) {
-    // Not ready any more, but alive: the kubelet must not restart a pod
-    // that is draining.
-    grpc::HealthCheckServiceInterface* probes =
-        probe_server_->GetHealthCheckService();
-    // (SetServingStatus(bool) would change every name, "liveness" too.)
-    probes->SetServingStatus("", false);
-    probes->SetServingStatus(kReadinessService, false);
-  }
-  absl::SleepFor(drain_delay);
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
-  if (probe_server_ != nullptr) probe_server_->Shutdown();
-  LogInfo("token broker stopped");
+  grpc_->Shutdown(drain_delay, grace);
 }
 
-bool BrokerServer::draining() const {
-  absl::MutexLock lock(&mu_);
-  return shut_down_;
-}
-
-void BrokerServer::Wait() {
-  if (server_ != nullptr) server_->Wait();
-}
+void BrokerServer::Wait() { grpc_->Wait(); }
 
 }  // namespace tokenbroker

@@ -1,16 +1,13 @@
-#ifndef TOKENBROKER_SERVICE_GRPC_SERVER_H_
-#define TOKENBROKER_SERVICE_GRPC_SERVER_H_
+#ifndef TOKENBROKER_SERVICE_APP_BROKER_SERVER_H_
+#define TOKENBROKER_SERVICE_APP_BROKER_SERVER_H_
 
 #include <memory>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/server.h"
 #include "service/auth/audit.h"
 #include "service/cache/refresher.h"
 #include "service/cache/token_cache.h"
@@ -21,6 +18,7 @@
 #include "service/grpc/active_rpcs.h"
 #include "service/grpc/broker_admin_service.h"
 #include "service/grpc/broker_control.h"
+#include "service/grpc/grpc_server.h"
 #include "service/grpc/token_broker_service.h"
 #include "service/metrics/broker_metrics.h"
 #include "service/metrics/instrumented.h"
@@ -41,11 +39,13 @@ struct BrokerServerDeps {
   bool start_refresher = true;
 };
 
-// The broker for one process (or one test): owns and wires the HTTP client,
-// token source, cache, refresher, audit sink and gRPC services, with the
-// standard health service (overall, per service, and per app as "app:NAME")
-// and reflection, and the Prometheus metrics of all of it (metrics(); an
-// interceptor counts every RPC). It serves TLS (mTLS with
+// The broker for one process (or one test): the application module. It
+// creates and wires every component (the libcurl clients, token source,
+// cache, refresher, proxy, audit sink, metrics and the gRPC services and
+// server), starts them, applies config reloads (DiffConfigs()) and stops
+// them in order. It is the only place that knows the concrete HTTP client;
+// every other module gets interfaces, and every observer is passed at
+// construction. The gRPC server (GrpcServer) serves TLS (mTLS with
 // listen.tls.client_ca_file), or plaintext only with
 // development.insecure_plaintext.
 //
@@ -63,9 +63,9 @@ class BrokerServer final : public BrokerControl {
   absl::Status Start(const std::string& listen_address = "");
 
   // The bound port, after Start().
-  int port() const { return port_; }
+  int port() const { return grpc_->port(); }
   // The bound port of listen.probe_grpc, after Start() (0 if disabled).
-  int probe_port() const { return probe_port_; }
+  int probe_port() const { return grpc_->probe_port(); }
 
   // Reports NOT_SERVING on every health service, waits `drain_delay` so that
   // load balancers notice, then stops accepting RPCs and gives in-flight
@@ -81,7 +81,7 @@ class BrokerServer final : public BrokerControl {
   absl::StatusOr<ReloadSummary> Reload() override;
 
   // Whether Shutdown() has begun (readiness is false from then on).
-  bool draining() const;
+  bool draining() const { return grpc_->draining(); }
 
   // Waits until every audit record so far is in the audit log.
   void FlushAudit() { audit_->Flush(); }
@@ -93,7 +93,6 @@ class BrokerServer final : public BrokerControl {
  private:
   BrokerServer() = default;
   void OnFetch(const TokenRequest& request, const absl::Status& status);
-  absl::Status StartProbeServer(const std::string& address);
 
   std::unique_ptr<Clock> owned_clock_;
   const Clock* clock_ = nullptr;
@@ -118,19 +117,11 @@ class BrokerServer final : public BrokerControl {
   std::unique_ptr<ActiveRpcs> active_;
   std::unique_ptr<TokenBrokerService> token_service_;
   std::unique_ptr<BrokerAdminService> admin_service_;
-  std::unique_ptr<grpc::Server> server_;  // Set by Start().
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> probe_server_;
-  int probe_port_ = 0;
+  std::unique_ptr<GrpcServer> grpc_;
 
-  mutable absl::Mutex mu_;
-  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  // server_'s health service, once it serves (fetch outcomes and reloads
-  // may come from other threads meanwhile).
-  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Mutex reload_mu_;  // Serializes reloads.
 };
 
 }  // namespace tokenbroker
 
-#endif  // TOKENBROKER_SERVICE_GRPC_SERVER_H_
+#endif  // TOKENBROKER_SERVICE_APP_BROKER_SERVER_H_

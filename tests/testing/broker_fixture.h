@@ -10,7 +10,7 @@
 #include "emulator/emulator.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "service/grpc/server.h"
+#include "service/app/broker_server.h"
 
 namespace tokenbroker::testing {
 
