@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "service/cache/backoff_policy.h"
+#include "service/common/backoff_policy.h"
 #include "service/common/log.h"
 #include "service/proxy/token_scrubber.h"
 

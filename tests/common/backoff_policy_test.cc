@@ -1,4 +1,4 @@
-#include "service/cache/backoff_policy.h"
+#include "service/common/backoff_policy.h"
 
 #include "gtest/gtest.h"
 

@@ -1,5 +1,5 @@
-#ifndef TOKENBROKER_SERVICE_CACHE_BACKOFF_POLICY_H_
-#define TOKENBROKER_SERVICE_CACHE_BACKOFF_POLICY_H_
+#ifndef TOKENBROKER_SERVICE_COMMON_BACKOFF_POLICY_H_
+#define TOKENBROKER_SERVICE_COMMON_BACKOFF_POLICY_H_
 
 #include <functional>
 #include <memory>
@@ -51,4 +51,4 @@ class ExponentialBackoffPolicy final : public BackoffPolicy {
 
 }  // namespace tokenbroker
 
-#endif  // TOKENBROKER_SERVICE_CACHE_BACKOFF_POLICY_H_
+#endif  // TOKENBROKER_SERVICE_COMMON_BACKOFF_POLICY_H_
