@@ -14,11 +14,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "service/upstream/curl_wrappers.h"
 #include "service/upstream/http_client.h"
 
 namespace tokenbroker {
 namespace internal {
-struct CurlTransfer;  // One transfer in flight; defined in the .cc file.
+struct CurlTransfer;  // One transfer in flight (curl_transfer.h).
 }  // namespace internal
 
 struct CurlHttpClientOptions {
@@ -78,7 +79,7 @@ class CurlHttpClient final : public HttpClient {
     HttpCallback done;
   };
 
-  CurlHttpClient(CurlHttpClientOptions options, void* multi);
+  CurlHttpClient(CurlHttpClientOptions options, internal::CurlMultiPtr multi);
 
   // Queues a cancel or resume of `id` for the loop thread and wakes it if
   // it is polling.
@@ -89,12 +90,16 @@ class CurlHttpClient final : public HttpClient {
   // Loop-thread only.
   void Loop();
   void AddTransfer(Pending pending);
-  void FinishTransfer(void* easy, int curl_code);
+  void FinishTransfer(CURL* easy, CURLcode code);
   void CancelTransfer(HttpRequestId id);
-  void ReleaseEasy(void* easy);
+  // Ends `transfer`: takes its easy handle out of the multi handle (keeping
+  // it for reuse), frees the rest, counts the request as completed and runs
+  // its callback with `result`. Every transfer ends here, exactly once.
+  void CompleteTransfer(std::unique_ptr<internal::CurlTransfer> transfer,
+                        absl::StatusOr<HttpResponse> result);
 
   const CurlHttpClientOptions options_;
-  void* const multi_;  // CURLM*; owned.
+  const internal::CurlMultiPtr multi_;
 
   mutable absl::Mutex mu_;
   std::deque<Pending> queued_ ABSL_GUARDED_BY(mu_);
@@ -110,7 +115,9 @@ class CurlHttpClient final : public HttpClient {
   // Owned by the loop thread.
   std::unordered_map<HttpRequestId, std::unique_ptr<internal::CurlTransfer>>
       active_;
-  std::vector<void*> idle_easies_;  // CURL* kept for reuse.
+  // Easy handles of finished transfers, kept for reuse. Destroyed before
+  // `multi_`.
+  std::vector<internal::CurlEasyPtr> idle_easies_;
 
   std::atomic<uint64_t> requests_started_{0};
   std::atomic<uint64_t> requests_completed_{0};
