@@ -124,19 +124,25 @@ class Proxy::Call final : public ProxyCall,
 
  private:
   void FetchToken() {
+    uint64_t fetch;
+    {
+      absl::MutexLock lock(&mu_);
+      fetch = ++token_fetches_;
+    }
     std::shared_ptr<Call> self = shared_from_this();
     TokenWait wait = proxy_.tokens_.Await(
         request_.token, options_.min_ttl, request_.deadline,
         [self](absl::StatusOr<TokenPtr> token) {
           self->OnToken(std::move(token));
         });
-    // Kept only while it can matter: a wait answered inline, or one that a
-    // Cancel() in between could no longer reach, is dropped (and withdrawn)
-    // outside mu_.
-    TokenWait previous;
+    // Kept only while it can matter. Dropped (outside mu_) when the call
+    // ended meanwhile, or when a later FetchToken() began (a token answered
+    // inline can lead to a 401 and a refetch before this point): that
+    // later wait must stay, this one was answered.
+    TokenWait dropped;
     absl::MutexLock lock(&mu_);
-    if (!finished_ && !cancelled_) {
-      previous = std::move(token_wait_);
+    if (!finished_ && !cancelled_ && token_fetches_ == fetch) {
+      dropped = std::move(token_wait_);
       token_wait_ = std::move(wait);
     }
   }
@@ -314,6 +320,7 @@ class Proxy::Call final : public ProxyCall,
   ProxyCallback done_ ABSL_GUARDED_BY(mu_);
   // While waiting for a token; withdrawn by Cancel().
   TokenWait token_wait_ ABSL_GUARDED_BY(mu_);
+  uint64_t token_fetches_ ABSL_GUARDED_BY(mu_) = 0;  // FetchToken() calls.
   TokenPtr token_ ABSL_GUARDED_BY(mu_);
   HttpRequestId http_id_ ABSL_GUARDED_BY(mu_) = kNoHttpRequestId;
   TimerQueue::TimerId timer_id_ ABSL_GUARDED_BY(mu_) = 0;
