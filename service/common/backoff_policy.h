@@ -27,13 +27,19 @@ class BackoffPolicy {
 };
 
 // Truncated exponential backoff with full jitter: the n-th consecutive delay
-// is uniform in [0, min(max, base * 2^(n-1))]. See "Exponential Backoff And
-// Jitter" (AWS Architecture Blog) for why full jitter spreads retries best.
+// is uniform in [0, min(max, base * scaling^(n-1))], scaling 2 unless given.
+// See "Exponential Backoff And Jitter" (AWS Architecture Blog) for why full
+// jitter spreads retries best.
 class ExponentialBackoffPolicy final : public BackoffPolicy {
  public:
   // `uniform01` returns a number in [0, 1); it defaults to a private
   // generator. Tests pass a fixed function.
   ExponentialBackoffPolicy(absl::Duration base, absl::Duration max,
+                           std::function<double()> uniform01 = nullptr);
+  // `scaling` multiplies the ceiling after each delay; a delay is never
+  // negative (a scaling of zero or less gives zero after the first).
+  ExponentialBackoffPolicy(absl::Duration base, absl::Duration max,
+                           double scaling,
                            std::function<double()> uniform01 = nullptr);
 
   std::unique_ptr<BackoffPolicy> clone() const override;
@@ -45,6 +51,7 @@ class ExponentialBackoffPolicy final : public BackoffPolicy {
  private:
   absl::Duration base_;
   absl::Duration max_;
+  double scaling_;
   absl::Duration ceiling_;
   std::function<double()> uniform01_;
 };
