@@ -40,6 +40,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "emulator/connections.h"
+#include "emulator/emulator_impl.h"
 #include "emulator/http_helpers.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
@@ -77,102 +79,6 @@ const std::set<std::string>& ImplicitScopes() {
   return *scopes;
 }
 
-// Calls `fn(fd)` for each connected TCP socket of this process whose local
-// port is `local_port`, until it returns true. Returns true if one did.
-// httplib 0.11.4 hides sockets from handlers, so this is how the emulator
-// finds the server side of a connection.
-bool ForEachServerSocket(
-    int local_port,
-    const std::function<bool(int fd, const std::string& peer_host,
-                             int peer_port)>& fn) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return false;
-  bool done = false;
-  while (dirent* entry = readdir(dir)) {
-    int fd = 0;
-    if (!absl::SimpleAtoi(entry->d_name, &fd) || fd == dirfd(dir)) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
-        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
-      continue;
-    }
-    char local_host[NI_MAXHOST], local_serv[NI_MAXSERV];
-    char peer_host[NI_MAXHOST], peer_serv[NI_MAXSERV];
-    int peer_port = 0;
-    if (getnameinfo(reinterpret_cast<sockaddr*>(&local), local_len, local_host,
-                    sizeof(local_host), local_serv, sizeof(local_serv),
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
-        getnameinfo(reinterpret_cast<sockaddr*>(&peer), peer_len, peer_host,
-                    sizeof(peer_host), peer_serv, sizeof(peer_serv),
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
-        std::to_string(local_port) != local_serv ||
-        !absl::SimpleAtoi(peer_serv, &peer_port)) {
-      continue;
-    }
-    if (fn(fd, peer_host, peer_port)) {
-      done = true;
-      break;
-    }
-  }
-  closedir(dir);
-  return done;
-}
-
-// The server side of the TCP connection `req` arrived on, or -1. The
-// request's two endpoints identify the socket uniquely; it stays open until
-// the handler returns (httplib closes it after that), so there is no race
-// with descriptor reuse while the handler runs.
-int ConnectionOf(const httplib::Request& req) {
-  int found = -1;
-  ForEachServerSocket(
-      req.local_port,
-      [&req, &found](int fd, const std::string& peer_host, int peer_port) {
-        if (peer_port != req.remote_port || peer_host != req.remote_addr) {
-          return false;
-        }
-        found = fd;
-        return true;
-      });
-  return found;
-}
-
-// Shuts down the TCP connection `req` arrived on, so that no byte of a
-// response reaches the client.
-bool ShutdownConnectionOf(const httplib::Request& req) {
-  const int fd = ConnectionOf(req);
-  if (fd < 0) return false;
-  // RST instead of FIN once httplib closes the socket.
-  linger lin{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
-  shutdown(fd, SHUT_RDWR);
-  return true;
-}
-
-// Waits `delay` before `req` is answered. Returns false, early, if the client
-// closes the connection (FIN or RST) meanwhile. Only the hang-up is watched,
-// not readable data, so a pipelined request does not end the wait. If the
-// socket cannot be found, just sleeps.
-bool WaitUnlessClientCloses(const httplib::Request& req, absl::Duration delay) {
-  const absl::Time end = absl::Now() + delay;
-  const int fd = ConnectionOf(req);
-  while (fd >= 0) {
-    const absl::Duration left = end - absl::Now();
-    if (left <= absl::ZeroDuration()) return true;
-    pollfd watched{fd, POLLRDHUP, 0};
-    const int n = poll(&watched, 1,
-                       static_cast<int>(absl::ToInt64Milliseconds(
-                           absl::Ceil(left, absl::Milliseconds(1)))));
-    if (n < 0 && errno == EINTR) continue;
-    if (n > 0 && (watched.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-      return false;
-    }
-    if (n != 0) break;  // Not a hang-up (e.g. POLLNVAL): sleep the rest.
-  }
-  absl::SleepFor(end - absl::Now());
-  return true;
-}
-
 // The server's accept loop hands each accepted socket to the task queue
 // exactly once, so counting enqueue() calls counts TCP connections.
 class CountingTaskQueue final : public httplib::TaskQueue {
@@ -191,211 +97,6 @@ class CountingTaskQueue final : public httplib::TaskQueue {
 };
 
 }  // namespace
-
-std::string FaultKindName(FaultKind kind) {
-  switch (kind) {
-    case FaultKind::kLatency:
-      return "latency";
-    case FaultKind::kStatus500:
-      return "status_500";
-    case FaultKind::kRateLimit503:
-      return "rate_limit_503";
-    case FaultKind::kTooMany429:
-      return "too_many_429";
-    case FaultKind::kReset:
-      return "reset";
-    case FaultKind::kMalformedJson:
-      return "malformed_json";
-    case FaultKind::kPlainText401:
-      return "plain_text_401";
-    case FaultKind::kInvalidClient:
-      return "invalid_client";
-  }
-  return "unknown";
-}
-
-absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name) {
-  for (FaultKind kind :
-       {FaultKind::kLatency, FaultKind::kStatus500, FaultKind::kRateLimit503,
-        FaultKind::kTooMany429, FaultKind::kReset, FaultKind::kMalformedJson,
-        FaultKind::kPlainText401, FaultKind::kInvalidClient}) {
-    if (FaultKindName(kind) == name) return kind;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown fault kind \"", name,
-      "\" (use latency, status_500, rate_limit_503, too_many_429, reset, "
-      "malformed_json, plain_text_401 or invalid_client)"));
-}
-
-class Emulator::Impl {
- public:
-  explicit Impl(Fixture fixture) : fixture_(std::move(fixture)) {
-    absl::MutexLock lock(&mu_);
-    for (const AppFixture& app : fixture_.apps) {
-      apps_[app.client_id] = AppState{app, 0};
-    }
-    token_lifetime_seconds_ = fixture_.token_lifetime_seconds;
-  }
-
-  ~Impl() { Stop(); }
-
-  absl::Status Start(const Options& options) ABSL_LOCKS_EXCLUDED(life_mu_);
-  void Stop() ABSL_LOCKS_EXCLUDED(life_mu_);
-  int port() const { return port_.load(); }
-  std::string base_url() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    return base_url_;
-  }
-
-  absl::Status SetAppScopes(const std::string& client_id,
-                            std::vector<ScopeGrant> scopes)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status RevokeApp(const std::string& client_id) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status SetClientSecret(const std::string& client_id,
-                               const std::string& secret)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void SetTokenLifetime(int seconds) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    token_lifetime_seconds_ = std::max(1, seconds);
-  }
-  void AddFault(Fault fault) ABSL_LOCKS_EXCLUDED(mu_) {
-    if (fault.count == 0) return;
-    absl::MutexLock lock(&mu_);
-    faults_.push_back(std::move(fault));
-  }
-  void ClearFaults() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    faults_.clear();
-  }
-  Counters GetCounters() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    return counters_;
-  }
-  void ResetCounters() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    counters_ = Counters();
-  }
-
- private:
-  struct AppState {
-    AppFixture app;
-    // Bumped by SetAppScopes and RevokeApp: tokens and codes carry the value
-    // at issue time and are refused once it differs.
-    int64_t generation = 0;
-  };
-  enum class TokenKind { kAccess, kRefresh };
-  struct TokenRecord {
-    TokenKind kind = TokenKind::kAccess;
-    std::string client_id;
-    std::string user_id;              // empty for client_credentials tokens
-    std::vector<std::string> scopes;  // requested scopes (user tokens)
-    int64_t generation = 0;
-    absl::Time expires;
-    bool revoked = false;
-  };
-  struct CodeRecord {
-    std::string client_id, user_id, redirect_uri;
-    std::vector<std::string> scopes;
-    int64_t generation = 0;
-    absl::Time expires;
-    bool used = false;
-  };
-  // What a valid bearer token grants, copied out of the lock.
-  struct Grant {
-    std::string client_id, user_id, app_name, app_org;
-    std::vector<ScopeGrant> scopes;
-  };
-
-  using Handler =
-      std::function<void(const httplib::Request&, httplib::Response&)>;
-
-  // Registers `handler` for `method` and `pattern`, wrapped with counting
-  // (`counter`; empty: not counted), fault injection (`fault_endpoint`; empty:
-  // none) and logging.
-  void Route(httplib::Server& server, const std::string& method,
-             const std::string& pattern, std::string counter,
-             std::string fault_endpoint, Handler handler);
-  void RegisterRoutes(httplib::Server& server);
-  std::optional<Fault> TakeFault(const std::string& endpoint)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Returns true if the fault produced the whole response. `counter` names
-  // the endpoint in Counters.
-  bool ApplyFault(const Fault& fault, const std::string& counter,
-                  const httplib::Request& req, httplib::Response& res)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void LogRequest(const httplib::Request& req, const httplib::Response& res,
-                  const std::string& endpoint, absl::Duration elapsed,
-                  const std::optional<Fault>& fault);
-
-  // OAuth endpoints.
-  void HandleToken(const httplib::Request& req, httplib::Response& res)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void HandleAuthorize(const httplib::Request& req, httplib::Response& res)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void HandleRevoke(const httplib::Request& req, httplib::Response& res)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void HandleUserinfo(const httplib::Request& req, httplib::Response& res)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void HandleDiscovery(const httplib::Request& req, httplib::Response& res);
-
-  // Resource endpoints.
-  void HandleMe(const httplib::Request& req, httplib::Response& res);
-  void HandleEnvironments(const httplib::Request& req, httplib::Response& res);
-  void HandleProjects(const httplib::Request& req, httplib::Response& res);
-  void HandleExchange(const httplib::Request& req, httplib::Response& res);
-  void HandleCloudHub(const httplib::Request& req, httplib::Response& res);
-  void HandleEcho(const httplib::Request& req, httplib::Response& res,
-                  bool authed);
-
-  // Control API.
-  void HandleControl(const std::string& what, const httplib::Request& req,
-                     httplib::Response& res);
-
-  // Authenticates the client of a token or revoke request; on failure fills
-  // `res` and returns nullopt.
-  std::optional<AppState> AuthenticateClient(const httplib::Request& req,
-                                             const Params& params,
-                                             httplib::Response& res)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Validates the bearer token; on failure answers 401 and returns nullopt.
-  std::optional<Grant> Authenticate(const httplib::Request& req,
-                                    httplib::Response& res)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // True if `grant` holds one of `any_of` for the org/env context (empty =
-  // none); otherwise answers 403 naming the missing scope.
-  bool Authorize(const Grant& grant, const std::vector<std::string>& any_of,
-                 const std::string& org, const std::string& env,
-                 httplib::Response& res);
-
-  std::string IssueToken(TokenKind kind, const AppState& app,
-                         const std::string& user_id,
-                         const std::vector<std::string>& scopes,
-                         absl::Duration lifetime)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PurgeExpired(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  const OrgFixture* FindOrg(const std::string& id) const;
-
-  // Immutable after construction except `apps`, which lives in apps_.
-  const Fixture fixture_;
-
-  mutable absl::Mutex mu_;
-  std::map<std::string, AppState> apps_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, TokenRecord> tokens_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, CodeRecord> codes_ ABSL_GUARDED_BY(mu_);
-  std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
-  Counters counters_ ABSL_GUARDED_BY(mu_);
-  int token_lifetime_seconds_ ABSL_GUARDED_BY(mu_) = 3600;
-  std::string base_url_ ABSL_GUARDED_BY(mu_);
-  bool log_requests_ ABSL_GUARDED_BY(mu_) = false;
-
-  // Start/Stop. Never taken by request handlers (Stop joins them).
-  absl::Mutex life_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  std::unique_ptr<httplib::Server> server_ ABSL_GUARDED_BY(life_mu_);
-  std::thread thread_ ABSL_GUARDED_BY(life_mu_);
-  std::atomic<int> port_{0};
-
-  absl::Mutex log_mu_;  // serializes stderr lines
-};
 
 // ---------------------------------------------------------------------------
 // Lifecycle
@@ -477,10 +178,11 @@ void Emulator::Impl::Stop() {
   server_->stop();
   // Idle connections would otherwise hold Stop() for httplib's read timeout
   // (5 s): wake their workers up.
-  ForEachServerSocket(port_.load(), [](int fd, const std::string&, int) {
-    shutdown(fd, SHUT_RDWR);
-    return false;
-  });
+  internal::ForEachServerSocket(port_.load(),
+                                [](int fd, const std::string&, int) {
+                                  shutdown(fd, SHUT_RDWR);
+                                  return false;
+                                });
   if (thread_.joinable()) thread_.join();
   server_.reset();
   port_ = 0;
@@ -570,74 +272,6 @@ void Emulator::Impl::Route(httplib::Server& server, const std::string& method,
   } else if (method == "OPTIONS") {
     server.Options(pattern, wrapped);
   }
-}
-
-std::optional<Fault> Emulator::Impl::TakeFault(const std::string& endpoint) {
-  absl::MutexLock lock(&mu_);
-  for (auto it = faults_.begin(); it != faults_.end(); ++it) {
-    if (it->endpoint != "*" && it->endpoint != endpoint) continue;
-    Fault fault = *it;
-    if (it->count > 0 && --it->count == 0) faults_.erase(it);
-    return fault;
-  }
-  return std::nullopt;
-}
-
-bool Emulator::Impl::ApplyFault(const Fault& fault, const std::string& counter,
-                                const httplib::Request& req,
-                                httplib::Response& res) {
-  switch (fault.kind) {
-    case FaultKind::kLatency: {
-      if (WaitUnlessClientCloses(req, absl::Milliseconds(fault.latency_ms))) {
-        return false;
-      }
-      absl::MutexLock lock(&mu_);
-      ++counters_.aborted_by_client[counter];
-      res.status = 499;  // For the log only: the client is gone.
-      return true;
-    }
-    case FaultKind::kStatus500:
-      SetMessage(res, 500, "Internal Server Error (injected fault)");
-      return true;
-    case FaultKind::kRateLimit503: {
-      res.status = 503;
-      res.set_header("X-RateLimit-Limit", "500");
-      res.set_header("X-RateLimit-Remaining", "0");
-      res.set_header("X-RateLimit-Reset",
-                     std::to_string(absl::ToUnixSeconds(absl::Now()) +
-                                    fault.retry_after_seconds));
-      return true;
-    }
-    case FaultKind::kTooMany429:
-      res.set_header("Retry-After", std::to_string(fault.retry_after_seconds));
-      SetMessage(res, 429, "Too Many Requests (injected fault)");
-      return true;
-    case FaultKind::kReset:
-      if (!ShutdownConnectionOf(req)) {
-        // Fallback: announce a body and close the connection before sending
-        // it, so the client sees a truncated response.
-        res.status = 200;
-        res.set_content_provider(
-            1024, "application/json",
-            [](size_t, size_t, httplib::DataSink&) { return false; });
-      } else {
-        res.status = 500;  // never sent: the socket is shut down
-      }
-      return true;
-    case FaultKind::kMalformedJson:
-      res.status = 200;
-      res.set_content("{\"access_token\": \"trunc", "application/json");
-      return true;
-    case FaultKind::kPlainText401:
-      res.status = 401;
-      res.set_content("Unauthorized", "text/plain");
-      return true;
-    case FaultKind::kInvalidClient:
-      SetOAuthError(res, 401, "invalid_client",
-                    "client authentication failed (injected fault)");
-      return true;
-  }
-  return false;
 }
 
 void Emulator::Impl::LogRequest(const httplib::Request& req,
