@@ -18,7 +18,8 @@ namespace tokenbroker {
 
 // One audit record: a decision about a request, a use of a token, a
 // revocation or a config reload. Never holds a token or secret: a token is
-// named by its fingerprint (TokenFingerprint()).
+// named by its fingerprint (TokenFingerprint(),
+// service/common/token_fingerprint.h).
 struct AuditRecord {
   absl::Time time;
   std::string event;      // "decision", "use", "revoke", "reload".

@@ -5,11 +5,9 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <cstdio>
 #include <memory>
 #include <utility>
 
@@ -159,17 +157,6 @@ absl::StatusOr<CertificateNames> ReadCertificateNames(absl::string_view pem) {
   return names;
 }
 
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         digest);
-  std::string hex(2 * SHA256_DIGEST_LENGTH, '0');
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-    std::snprintf(&hex[2 * i], 3, "%02x", digest[i]);
-  }
-  return hex;
-}
-
 absl::StatusOr<CertificateNames> CertificateNamesCache::Get(
     absl::string_view pem) {
   {
@@ -207,8 +194,10 @@ absl::StatusOr<CallerIdentity> IdentifyCaller(const Config& config,
           "sends, and that its SHA-256 is listed under the caller's "
           "bearer_key_sha256");
     }
-    return CallerIdentity{match, "bearer",
-                          absl::StrCat("key:", hash.substr(0, 12))};
+    // The key's TokenFingerprint(), from the hash already computed.
+    return CallerIdentity{
+        match, "bearer",
+        absl::StrCat("key:", hash.substr(0, kTokenFingerprintLength))};
   }
 
   if (!peer.certificate_error.empty()) {

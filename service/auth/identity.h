@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
+#include "service/common/token_fingerprint.h"  // IWYU pragma: export
 #include "service/config/config.h"
 
 namespace tokenbroker {
@@ -94,9 +95,6 @@ inline constexpr absl::string_view kAnonymousCaller = "anonymous";
 // quotes a key; names from the certificate appear sanitized.
 absl::StatusOr<CallerIdentity> IdentifyCaller(const Config& config,
                                               const PeerCredentials& peer);
-
-// Lower-case hex SHA-256 of `data`.
-std::string Sha256Hex(absl::string_view data);
 
 }  // namespace tokenbroker
 

@@ -1,9 +1,6 @@
 #include "service/cache/token_cache.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -96,17 +93,6 @@ bool IsRejection(const absl::Status& error) {
 std::string CacheKey(const TokenRequest& request) {
   // '\x1f' (unit separator) cannot appear in app names or scopes.
   return absl::StrCat(request.app, "\x1f", absl::StrJoin(request.scopes, " "));
-}
-
-std::string TokenFingerprint(absl::string_view token) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
-         digest);
-  char hex[13];
-  for (int i = 0; i < 6; ++i) {
-    std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-  }
-  return std::string(hex, 12);
 }
 
 TokenCache::TokenCache(TokenSource& source, const Clock& clock,

@@ -22,6 +22,7 @@
 #include "service/cache/token_wait.h"
 #include "service/common/backoff_policy.h"
 #include "service/common/clock.h"
+#include "service/common/token_fingerprint.h"  // IWYU pragma: export
 #include "service/config/config.h"
 #include "service/upstream/token_source.h"
 
@@ -233,10 +234,6 @@ class TokenCache final : public TokenProvider,
   std::atomic<int64_t> withdrawn_{0};
   std::atomic<int64_t> waiters_refused_{0};
 };
-
-// The first 12 hex digits of the SHA-256 of `token`: names a token in logs
-// and audit records without revealing it.
-std::string TokenFingerprint(absl::string_view token);
 
 }  // namespace tokenbroker
 

@@ -11,7 +11,8 @@ namespace tokenbroker {
 //   {"ts":"2026-11-27T07:00:00.123Z","level":"info","msg":"token fetched",
 //    "app":"design-center"}
 // Never pass a secret or a token in `msg` or `fields`; name a token by
-// TokenFingerprint() instead. All functions are thread-safe.
+// TokenFingerprint() (service/common/token_fingerprint.h) instead. All
+// functions are thread-safe.
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
