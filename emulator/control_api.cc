@@ -1,0 +1,235 @@
+// The test-control surface: Emulator's methods that change what the emulator
+// serves (scopes, revocation, secrets, token lifetime, faults, counters) and
+// the /_emulator/ HTTP API over them (see README.md). The control API is
+// neither counted nor faulted (routes.cc).
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "emulator/emulator.h"
+#include "emulator/emulator_impl.h"
+#include "emulator/http_helpers.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+
+namespace tokenbroker::emulator {
+namespace {
+
+using json = nlohmann::json;
+using internal::SetJson;
+using internal::SetMessage;
+
+absl::StatusOr<json> ParseControlBody(const httplib::Request& req) {
+  const json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return absl::InvalidArgumentError("the body must be a JSON object");
+  }
+  return body;
+}
+
+absl::Status GetInt(const json& body, const char* key, int* out, int min,
+                    int max) {
+  if (!body.contains(key)) return absl::OkStatus();
+  const json& value = body[key];
+  if (!value.is_number_integer() || value.get<int64_t>() < min ||
+      value.get<int64_t>() > max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", key, "\" must be an integer between ", min, " and ", max));
+  }
+  *out = value.get<int>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Fault> ParseFault(const json& body) {
+  static const std::set<std::string> kEndpoints = {
+      "token",     "revoke",   "userinfo", "authorize",
+      "discovery", "resource", "echo",     "*"};
+  static const std::set<std::string> kKeys = {
+      "endpoint", "kind", "count", "latency_ms", "retry_after_seconds"};
+  for (const auto& [key, value] : body.items()) {
+    if (kKeys.count(key) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown key \"", key,
+          "\" (use endpoint, kind, count, latency_ms, retry_after_seconds)"));
+    }
+  }
+  Fault fault;
+  if (body.contains("endpoint")) {
+    if (!body["endpoint"].is_string() ||
+        kEndpoints.count(body["endpoint"].get<std::string>()) == 0) {
+      return absl::InvalidArgumentError(
+          "\"endpoint\" must be one of token, revoke, userinfo, authorize, "
+          "discovery, resource, echo, *");
+    }
+    fault.endpoint = body["endpoint"].get<std::string>();
+  }
+  if (!body.contains("kind") || !body["kind"].is_string()) {
+    return absl::InvalidArgumentError("\"kind\" (a string) is required");
+  }
+  absl::StatusOr<FaultKind> kind =
+      ParseFaultKind(body["kind"].get<std::string>());
+  if (!kind.ok()) return kind.status();
+  fault.kind = *kind;
+  absl::Status status = GetInt(body, "count", &fault.count, -1, 1000000);
+  if (status.ok()) {
+    status = GetInt(body, "latency_ms", &fault.latency_ms, 0, 600000);
+  }
+  if (status.ok()) {
+    status = GetInt(body, "retry_after_seconds", &fault.retry_after_seconds, 0,
+                    86400);
+  }
+  if (!status.ok()) return status;
+  if (fault.count == 0) {
+    return absl::InvalidArgumentError(
+        "\"count\" must be -1 (until cleared) or positive");
+  }
+  return fault;
+}
+
+json CountersToJson(const Counters& counters) {
+  return json{{"token_requests_by_client", counters.token_requests_by_client},
+              {"requests_by_endpoint", counters.requests_by_endpoint},
+              {"aborted_by_client", counters.aborted_by_client},
+              {"connections", counters.connections},
+              {"tokens_issued", counters.tokens_issued}};
+}
+
+int HttpStatusOf(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+}  // namespace
+
+absl::Status Emulator::Impl::SetAppScopes(const std::string& client_id,
+                                          std::vector<ScopeGrant> scopes) {
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  it->second.app.scopes = std::move(scopes);
+  ++it->second.generation;
+  return absl::OkStatus();
+}
+
+absl::Status Emulator::Impl::RevokeApp(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  ++it->second.generation;
+  return absl::OkStatus();
+}
+
+absl::Status Emulator::Impl::SetClientSecret(const std::string& client_id,
+                                             const std::string& secret) {
+  if (secret.empty()) {
+    return absl::InvalidArgumentError("the client secret must not be empty");
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  it->second.app.client_secret = secret;
+  return absl::OkStatus();
+}
+
+void Emulator::Impl::HandleControl(const std::string& what,
+                                   const httplib::Request& req,
+                                   httplib::Response& res) {
+  const json ok = {{"ok", true}};
+  if (what == "counters") {
+    SetJson(res, 200, CountersToJson(GetCounters()));
+    return;
+  }
+  if (what == "reset-counters") {
+    ResetCounters();
+    SetJson(res, 200, ok);
+    return;
+  }
+  if (what == "clear-faults") {
+    ClearFaults();
+    SetJson(res, 200, ok);
+    return;
+  }
+  if (what == "revoke") {
+    const absl::Status status = RevokeApp(req.matches[1]);
+    if (!status.ok())
+      return SetMessage(res, HttpStatusOf(status), status.message());
+    SetJson(res, 200, ok);
+    return;
+  }
+  absl::StatusOr<json> body = ParseControlBody(req);
+  if (!body.ok()) return SetMessage(res, 400, body.status().message());
+  absl::Status status;
+  if (what == "scopes") {
+    const json& scopes = (*body)["scopes"];
+    if (!body->contains("scopes") || !scopes.is_array()) {
+      return SetMessage(res, 400, "\"scopes\" (a list) is required");
+    }
+    std::vector<ScopeGrant> grants;
+    for (const json& s : scopes) {
+      ScopeGrant grant;
+      if (s.is_string()) {
+        grant.scope = s.get<std::string>();
+      } else if (s.is_object() && s.contains("scope") &&
+                 s["scope"].is_string()) {
+        grant.scope = s["scope"].get<std::string>();
+        for (const char* key : {"org", "env"}) {
+          if (!s.contains(key) || s[key].is_null()) continue;
+          if (!s[key].is_string()) {
+            return SetMessage(res, 400,
+                              absl::StrCat("\"", key, "\" must be a string"));
+          }
+          (key[0] == 'o' ? grant.org : grant.env) = s[key].get<std::string>();
+        }
+      }
+      if (grant.scope.empty()) {
+        return SetMessage(res, 400,
+                          "each scope must be {\"scope\":\"...\",\"org\":..,"
+                          "\"env\":..} with a non-empty scope");
+      }
+      grants.push_back(std::move(grant));
+    }
+    status = SetAppScopes(req.matches[1], std::move(grants));
+  } else if (what == "secret") {
+    if (!body->contains("client_secret") ||
+        !(*body)["client_secret"].is_string()) {
+      return SetMessage(res, 400, "\"client_secret\" (a string) is required");
+    }
+    status = SetClientSecret(req.matches[1],
+                             (*body)["client_secret"].get<std::string>());
+  } else if (what == "token-lifetime") {
+    int seconds = 0;
+    if (!body->contains("seconds")) {
+      return SetMessage(res, 400, "\"seconds\" is required");
+    }
+    status = GetInt(*body, "seconds", &seconds, 1, 86400 * 365);
+    if (status.ok()) SetTokenLifetime(seconds);
+  } else if (what == "add-fault") {
+    absl::StatusOr<Fault> fault = ParseFault(*body);
+    status = fault.status();
+    if (fault.ok()) AddFault(*std::move(fault));
+  }
+  if (!status.ok())
+    return SetMessage(res, HttpStatusOf(status), status.message());
+  SetJson(res, 200, ok);
+}
+
+}  // namespace tokenbroker::emulator
