@@ -215,7 +215,7 @@ struct BrokerMetrics::Impl {
       ABSL_GUARDED_BY(mu);
   const TokenCache* cache ABSL_GUARDED_BY(mu) = nullptr;
   const Clock* clock ABSL_GUARDED_BY(mu) = nullptr;
-  std::function<CurlHttpClientStats()> upstream_stats ABSL_GUARDED_BY(mu);
+  std::function<UpstreamStats()> upstream_stats ABSL_GUARDED_BY(mu);
   std::function<ActiveRpcStats()> rpc_stats ABSL_GUARDED_BY(mu);
 };
 
@@ -350,7 +350,7 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
     families.push_back(std::move(family));
   }
   if (upstream_stats) {
-    CurlHttpClientStats stats = upstream_stats();
+    UpstreamStats stats = upstream_stats();
     const std::pair<const char*, std::pair<const char*, uint64_t>> counters[] =
         {{"tokenbroker_upstream_requests_started_total",
           {"Upstream HTTP requests started.", stats.requests_started}},
@@ -382,8 +382,7 @@ void BrokerMetrics::SetCacheSource(const TokenCache* cache,
   impl_->clock = clock;
 }
 
-void BrokerMetrics::SetUpstreamSource(
-    std::function<CurlHttpClientStats()> stats) {
+void BrokerMetrics::SetUpstreamSource(std::function<UpstreamStats()> stats) {
   absl::MutexLock lock(&impl_->mu);
   impl_->upstream_stats = std::move(stats);
 }

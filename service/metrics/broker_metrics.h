@@ -11,7 +11,7 @@
 #include "absl/time/time.h"
 #include "service/cache/token_cache.h"
 #include "service/common/clock.h"
-#include "service/upstream/curl_http_client.h"
+#include "service/upstream/http_client.h"
 
 namespace tokenbroker {
 
@@ -38,7 +38,7 @@ struct ActiveRpcStats {
 //   (MetricsInterceptorFactory), the fetch observer, the instrumented HTTP
 //   client and audit sink, and config reloads;
 // - state, read at scrape time from the token cache (stats() and
-//   Snapshot()) and the libcurl client (stats()).
+//   Snapshot()) and the upstream HTTP clients (UpstreamStats).
 //
 // Label values are only configured app names, gRPC method names, status
 // code names and HTTP status codes: never a token, secret, caller key or
@@ -60,7 +60,7 @@ class BrokerMetrics {
   // Scrape-time sources; nullptr clears. `clock` gives "now" for the
   // seconds-to-expiry gauge.
   void SetCacheSource(const TokenCache* cache, const Clock* clock);
-  void SetUpstreamSource(std::function<CurlHttpClientStats()> stats);
+  void SetUpstreamSource(std::function<UpstreamStats()> stats);
   void SetRpcSource(std::function<ActiveRpcStats()> stats);
 
   // The series of one gRPC method; lives as long as this object.

@@ -144,8 +144,8 @@ void CurlHttpClient::QueueForLoop(LoopAction action, HttpRequestId id) {
   if (wake) curl_multi_wakeup(multi_.get());
 }
 
-CurlHttpClientStats CurlHttpClient::stats() const {
-  CurlHttpClientStats stats;
+UpstreamStats CurlHttpClient::stats() const {
+  UpstreamStats stats;
   stats.requests_started = requests_started_.load(std::memory_order_relaxed);
   stats.requests_completed =
       requests_completed_.load(std::memory_order_relaxed);

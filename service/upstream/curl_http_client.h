@@ -32,13 +32,8 @@ struct CurlHttpClientOptions {
   long max_host_connections = 16;
 };
 
-// Counters since the client was created. Approximate while requests run.
-struct CurlHttpClientStats {
-  uint64_t requests_started = 0;
-  uint64_t requests_completed = 0;  // With any outcome.
-  uint64_t connections_opened = 0;  // New connections (CURLINFO_NUM_CONNECTS).
-  uint64_t connections_reused = 0;  // Transfers that opened no connection.
-};
+// The client's counters (connections_opened: CURLINFO_NUM_CONNECTS).
+using CurlHttpClientStats = UpstreamStats;
 
 // HttpClient on libcurl's multi interface: one event-loop thread drives every
 // transfer (never a thread per request), reusing connections through the
@@ -70,7 +65,7 @@ class CurlHttpClient final : public HttpClient {
   void Cancel(HttpRequestId id) override;
   void Resume(HttpRequestId id) override;
 
-  CurlHttpClientStats stats() const;
+  UpstreamStats stats() const;
 
  private:
   struct Pending {

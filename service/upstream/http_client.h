@@ -61,6 +61,16 @@ struct HttpResponse {
 // not block.
 using HttpCallback = absl::AnyInvocable<void(absl::StatusOr<HttpResponse>)>;
 
+// Counters of an HTTP client since it was created; approximate while
+// requests run. The neutral shape in which a client (CurlHttpClient::stats())
+// reports to metrics/, which does not know the implementation.
+struct UpstreamStats {
+  uint64_t requests_started = 0;
+  uint64_t requests_completed = 0;  // With any outcome.
+  uint64_t connections_opened = 0;  // New connections.
+  uint64_t connections_reused = 0;  // Requests that opened no connection.
+};
+
 // Identifies a request started with HttpClient::Start(); 0 is never used.
 using HttpRequestId = uint64_t;
 inline constexpr HttpRequestId kNoHttpRequestId = 0;

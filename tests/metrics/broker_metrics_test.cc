@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/cache/token_cache.h"
+#include "service/upstream/curl_http_client.h"  // CurlHttpClientStats
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/fake_token_source.h"
 
