@@ -6,10 +6,12 @@
 # library the binary links.
 
 # ---- build: Debian 12 with the project's own dependency script ----
+# (--build-only: the compiler, CMake and the libraries' -dev packages; no
+# test, sanitizer, plotting or manifest-checking tools.)
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/install-deps scripts/install-deps
-RUN scripts/install-deps && rm -rf /var/lib/apt/lists/*
+RUN scripts/install-deps --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DTOKENBROKER_BUILD_TESTS=OFF \
