@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "service/common/path_segments.h"
+#include "service/common/status_macros.h"
 
 namespace tokenbroker {
 namespace {
@@ -136,9 +137,7 @@ absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
                            absl::string_view method, absl::string_view path) {
   const AppGrant* grant = caller.FindGrant(app.name);
   if (grant == nullptr) return NoGrant(caller, app.name);
-  if (absl::Status s = CheckScopes(caller, *grant, app, scopes); !s.ok()) {
-    return s;
-  }
+  TB_RETURN_IF_ERROR(CheckScopes(caller, *grant, app, scopes));
   for (const RouteRule& rule : grant->routes) {
     if (RouteMatches(rule, method, path)) return absl::OkStatus();
   }
@@ -158,15 +157,11 @@ absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRequest(
     std::vector<std::string> scopes) {
   absl::StatusOr<std::vector<std::string>> normalized =
       NormalizeTokenRequest(app, std::move(scopes));
-  if (!normalized.ok()) return normalized.status();
+  TB_RETURN_IF_ERROR(normalized.status());
   if (app.empty()) return PickApp(caller, config, *normalized);
   const AppConfig* found = nullptr;
-  if (absl::Status s = FindGranted(caller, config, app, &found); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = AuthorizeToken(caller, *found, *normalized); !s.ok()) {
-    return s;
-  }
+  TB_RETURN_IF_ERROR(FindGranted(caller, config, app, &found));
+  TB_RETURN_IF_ERROR(AuthorizeToken(caller, *found, *normalized));
   return MakeTokenRequest(*found, *normalized);
 }
 
@@ -177,15 +172,10 @@ absl::StatusOr<ResolvedTokenRequest> AuthorizeCallRequest(
   if (app.empty()) return absl::InvalidArgumentError("app: required for Call");
   absl::StatusOr<std::vector<std::string>> normalized =
       NormalizeTokenRequest(app, std::move(scopes));
-  if (!normalized.ok()) return normalized.status();
+  TB_RETURN_IF_ERROR(normalized.status());
   const AppConfig* found = nullptr;
-  if (absl::Status s = FindGranted(caller, config, app, &found); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = AuthorizeCall(caller, *found, *normalized, method, path);
-      !s.ok()) {
-    return s;
-  }
+  TB_RETURN_IF_ERROR(FindGranted(caller, config, app, &found));
+  TB_RETURN_IF_ERROR(AuthorizeCall(caller, *found, *normalized, method, path));
   return MakeTokenRequest(*found, *normalized);
 }
 

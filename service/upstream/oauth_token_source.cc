@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "service/common/process_hardening.h"
+#include "service/common/status_macros.h"
 #include "service/upstream/oauth_response.h"
 
 namespace tokenbroker {
@@ -119,12 +120,14 @@ void OAuthTokenSource::Revoke(const std::string& app_name,
 
 absl::StatusOr<HttpRequest> OAuthTokenSource::BuildFormPost(
     const AppConfig& app, const std::string& path, FormFields fields) const {
+  // Each stays in its StatusOr (not moved out, which could leave a short
+  // secret's bytes behind): ClearSecret() below clears the one buffer.
   absl::StatusOr<std::string> client_id =
       Resolve(app, app.client_id, "client id");
-  if (!client_id.ok()) return client_id.status();
+  TB_RETURN_IF_ERROR(client_id.status());
   absl::StatusOr<std::string> client_secret =
       Resolve(app, app.client_secret, "client secret");
-  if (!client_secret.ok()) return client_secret.status();
+  TB_RETURN_IF_ERROR(client_secret.status());
 
   HttpRequest request;
   request.method = "POST";
