@@ -13,12 +13,20 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/lib/broker_rpc.h"
+#include "client/lib/retry_loop.h"
 #include "grpcpp/grpcpp.h"
+#include "service/common/backoff_policy.h"
 
 namespace tokenbroker {
 namespace {
 
 namespace v1 = ::anypoint::tokenbroker::v1;
+using client_internal::BackoffPolicyFor;
+using client_internal::FromGrpcStatus;
+using client_internal::PrepareContext;
+using client_internal::RetryPolicyFor;
+using client_internal::RpcDescription;
 
 absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
   return absl::FromUnixSeconds(timestamp.seconds()) +
@@ -64,6 +72,22 @@ bool IsSafeToRetry(const v1::CallRequest& call) {
   return call.method() == "GET" || call.method() == "HEAD";
 }
 
+RpcDescription Describe(const ClientConnection& connection,
+                        absl::string_view rpc_name, absl::Duration timeout) {
+  RpcDescription description;
+  description.rpc_name = rpc_name;
+  description.target = connection.target;
+  description.timeout = timeout;
+  return description;
+}
+
+// Deadlines are judged on the real clock; waits use options.sleep.
+RetryClock MakeRetryClock(const ClientOptions& options) {
+  RetryClock clock;
+  clock.sleep = options.sleep;
+  return clock;
+}
+
 ClientCallResponse Head(
     int status, const google::protobuf::RepeatedPtrField<v1::Header>& headers) {
   ClientCallResponse head;
@@ -78,12 +102,17 @@ ClientCallResponse Head(
 
 absl::Duration BackoffDelay(const ClientRetryOptions& retry, int attempt,
                             absl::BitGenRef gen) {
-  double bound_seconds = absl::ToDoubleSeconds(retry.initial_backoff) *
-                         std::pow(retry.multiplier, std::max(0, attempt - 1));
-  bound_seconds =
-      std::min(bound_seconds, absl::ToDoubleSeconds(retry.max_backoff));
-  if (!(bound_seconds > 0)) return absl::ZeroDuration();
-  return absl::Seconds(absl::Uniform(gen, 0.0, bound_seconds));
+  // The policy the retries use, advanced to `attempt` without drawing.
+  bool draw = false;
+  ExponentialBackoffPolicy policy = BackoffPolicyFor(
+      retry, [&] { return draw ? absl::Uniform(gen, 0.0, 1.0) : 0.0; });
+  for (int i = 1; i < attempt; ++i) {
+    const absl::Duration ceiling = policy.current_ceiling();
+    policy.OnCompletion();
+    if (policy.current_ceiling() == ceiling) break;  // It stays there.
+  }
+  draw = true;
+  return policy.OnCompletion();
 }
 
 // One WatchToken stream. Owned by the Client: by its cache entry while the
@@ -99,7 +128,7 @@ class Client::WatchReactor final
       : client_(client), key_(std::move(key)) {
     request_.set_app(std::move(app));
     for (const std::string& scope : key_.second) request_.add_scopes(scope);
-    client_->Prepare(&context_);
+    PrepareContext(client_->connection_, absl::InfiniteFuture(), &context_);
   }
 
   // Must be called once, without the Client's lock (gRPC may run reactions
@@ -173,72 +202,20 @@ absl::Time Client::Now() const {
   return options_.clock ? options_.clock() : absl::Now();
 }
 
-void Client::Prepare(grpc::ClientContext* context) const {
-  if (!connection_.bearer_key.empty()) {
-    context->AddMetadata("authorization",
-                         absl::StrCat("Bearer ", connection_.bearer_key));
-  }
-}
-
-absl::Status Client::FromGrpc(const grpc::Status& status,
-                              absl::string_view rpc_name,
-                              absl::Duration timeout) const {
-  if (status.ok()) return absl::OkStatus();
-  const auto code = static_cast<absl::StatusCode>(status.error_code());
-  std::string message = status.error_message();
-  switch (code) {
-    case absl::StatusCode::kUnimplemented:
-      if (message.empty()) {
-        message = absl::StrCat("the broker does not implement ", rpc_name,
-                               " (is it older than this client?)");
-      }
-      break;
-    case absl::StatusCode::kUnavailable:
-      absl::StrAppend(&message, " (", rpc_name, " to the broker at ",
-                      connection_.target, ")");
-      break;
-    case absl::StatusCode::kDeadlineExceeded:
-      absl::StrAppend(&message, " (", rpc_name, " took more than ",
-                      absl::FormatDuration(timeout), ")");
-      break;
-    default:
-      break;
-  }
-  return absl::Status(code, message);
-}
-
 template <typename Response, typename Rpc>
 absl::StatusOr<Response> Client::Unary(absl::string_view rpc_name, bool retry,
                                        std::atomic<int64_t>* attempts,
                                        Rpc rpc) {
   const absl::Time deadline = absl::Now() + options_.timeout;
-  for (int attempt = 1;; ++attempt) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(deadline));
-    Prepare(&context);
-    Response response;
-    attempts->fetch_add(1, std::memory_order_relaxed);
-    grpc::Status status = rpc(&context, &response);
-    if (status.ok()) return response;
-    absl::Status error = FromGrpc(status, rpc_name, options_.timeout);
-    if (!retry || error.code() != absl::StatusCode::kUnavailable ||
-        !Backoff(attempt, deadline)) {
-      return error;
-    }
-  }
-}
-
-bool Client::Backoff(int attempt, absl::Time deadline) const {
-  if (attempt >= options_.retry.max_attempts) return false;
-  absl::BitGen gen;  // Seeded only when a retry needs it.
-  absl::Duration delay = BackoffDelay(options_.retry, attempt, gen);
-  if (absl::Now() + delay >= deadline) return false;
-  if (options_.sleep) {
-    options_.sleep(delay);
-  } else {
-    absl::SleepFor(delay);
-  }
-  return true;
+  const RpcDescription description =
+      Describe(connection_, rpc_name, options_.timeout);
+  ExponentialBackoffPolicy backoff = BackoffPolicyFor(options_.retry);
+  return RetryLoop(RetryPolicyFor(options_.retry, retry), backoff, deadline,
+                   MakeRetryClock(options_), [&] {
+                     attempts->fetch_add(1, std::memory_order_relaxed);
+                     return client_internal::UnaryAttempt<Response>(
+                         connection_, deadline, description, rpc);
+                   });
 }
 
 absl::StatusOr<AccessToken> Client::GetToken(
@@ -325,7 +302,8 @@ void Client::OnWatchToken(const Key& key,
 void Client::OnWatchDone(const Key& key, const WatchReactor* reactor,
                          const std::string& app, const grpc::Status& status) {
   absl::Status result =
-      FromGrpc(status, "TokenBroker.WatchToken", absl::InfiniteDuration());
+      FromGrpcStatus(status, Describe(connection_, "TokenBroker.WatchToken",
+                                      absl::InfiniteDuration()));
   {
     absl::MutexLock lock(&mu_);
     if (!shutting_down_ && !reactor->evicted()) ++watch_breaks_;
@@ -373,49 +351,58 @@ absl::StatusOr<ClientCallResponse> Client::CallStream(
   if (!handlers.on_body) {
     return absl::InvalidArgumentError("CallStream: on_body is required");
   }
-  constexpr absl::string_view kRpc = "TokenBroker.CallStream";
   const v1::CallRequest call = ToProto(app, request);
-  const bool retry = IsSafeToRetry(call);
   const absl::Time deadline = absl::Now() + options_.stream_timeout;
-  for (int attempt = 1;; ++attempt) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(deadline));
-    Prepare(&context);
-    call_stream_rpcs_.fetch_add(1, std::memory_order_relaxed);
-    std::unique_ptr<grpc::ClientReader<v1::CallStreamResponse>> reader =
-        broker_->CallStream(&context, call);
-    std::optional<ClientCallResponse> head;
-    v1::CallStreamResponse message;
-    while (reader->Read(&message)) {
-      if (!head.has_value()) {
-        // The first message carries the status and headers.
-        head = Head(message.status(), message.headers());
-        if (handlers.on_head) handlers.on_head(*head);
-      }
-      if (message.body_chunk().empty()) continue;
-      absl::Status delivered = handlers.on_body(message.body_chunk());
-      if (!delivered.ok()) {
-        context.TryCancel();
-        reader->Finish();  // CANCELLED, by us.
-        return delivered;
-      }
-    }
-    grpc::Status status = reader->Finish();
-    if (status.ok()) {
-      if (!head.has_value()) {
-        return absl::InternalError(
-            absl::StrCat("the broker ended ", kRpc, " without an answer"));
-      }
-      return *std::move(head);
-    }
-    absl::Status error = FromGrpc(status, kRpc, options_.stream_timeout);
+  bool answer_begun = false;
+  RetryPolicy retry = RetryPolicyFor(options_.retry, IsSafeToRetry(call));
+  if (retry.retryable) {
     // Once the caller has part of the answer, a retry would repeat it.
-    if (!retry || head.has_value() ||
-        error.code() != absl::StatusCode::kUnavailable ||
-        !Backoff(attempt, deadline)) {
-      return error;
+    retry.retryable = [&answer_begun](const absl::Status& status) {
+      return !answer_begun && client_internal::IsRetryable(status);
+    };
+  }
+  ExponentialBackoffPolicy backoff = BackoffPolicyFor(options_.retry);
+  return RetryLoop(retry, backoff, deadline, MakeRetryClock(options_), [&] {
+    return CallStreamAttempt(call, handlers, deadline, &answer_begun);
+  });
+}
+
+absl::StatusOr<ClientCallResponse> Client::CallStreamAttempt(
+    const v1::CallRequest& call, const ClientCallStreamHandlers& handlers,
+    absl::Time deadline, bool* answer_begun) {
+  constexpr absl::string_view kRpc = "TokenBroker.CallStream";
+  grpc::ClientContext context;
+  PrepareContext(connection_, deadline, &context);
+  call_stream_rpcs_.fetch_add(1, std::memory_order_relaxed);
+  std::unique_ptr<grpc::ClientReader<v1::CallStreamResponse>> reader =
+      broker_->CallStream(&context, call);
+  std::optional<ClientCallResponse> head;
+  v1::CallStreamResponse message;
+  while (reader->Read(&message)) {
+    if (!head.has_value()) {
+      // The first message carries the status and headers.
+      head = Head(message.status(), message.headers());
+      *answer_begun = true;
+      if (handlers.on_head) handlers.on_head(*head);
+    }
+    if (message.body_chunk().empty()) continue;
+    absl::Status delivered = handlers.on_body(message.body_chunk());
+    if (!delivered.ok()) {
+      context.TryCancel();
+      reader->Finish();  // CANCELLED, by us.
+      return delivered;
     }
   }
+  grpc::Status status = reader->Finish();
+  if (status.ok()) {
+    if (!head.has_value()) {
+      return absl::InternalError(
+          absl::StrCat("the broker ended ", kRpc, " without an answer"));
+    }
+    return *std::move(head);
+  }
+  return FromGrpcStatus(status,
+                        Describe(connection_, kRpc, options_.stream_timeout));
 }
 
 absl::StatusOr<ClientCallResponse> Client::CallStream(

@@ -233,15 +233,15 @@ class Client {
   };
 
   absl::Time Now() const;
-  void Prepare(grpc::ClientContext* context) const;
-  absl::Status FromGrpc(const grpc::Status& status, absl::string_view rpc_name,
-                        absl::Duration timeout) const;
-  // Waits before retry `attempt` (from 1) of an RPC that must end by
-  // `deadline`; false when the retry would not fit.
-  bool Backoff(int attempt, absl::Time deadline) const;
+  // An RPC that must end by now + options_.timeout, with retries.
   template <typename Response, typename Rpc>
   absl::StatusOr<Response> Unary(absl::string_view rpc_name, bool retry,
                                  std::atomic<int64_t>* attempts, Rpc rpc);
+  // One CallStream RPC; sets `answer_begun` when its first message arrived.
+  absl::StatusOr<ClientCallResponse> CallStreamAttempt(
+      const anypoint::tokenbroker::v1::CallRequest& call,
+      const ClientCallStreamHandlers& handlers, absl::Time deadline,
+      bool* answer_begun);
 
   // From WatchReactor, on gRPC threads.
   void OnWatchToken(const Key& key,
