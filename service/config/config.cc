@@ -1251,50 +1251,6 @@ const AppConfig* Config::FindApp(absl::string_view name) const {
   return nullptr;
 }
 
-std::string CheckSpiffeId(absl::string_view id) {
-  constexpr size_t kMaxLength = 2048;
-  constexpr size_t kMaxTrustDomain = 255;
-  if (id.size() > kMaxLength) return "longer than 2048 bytes";
-  absl::string_view rest = id;
-  if (!absl::ConsumePrefix(&rest, "spiffe://")) {
-    return "it must start with spiffe:// (lower case)";
-  }
-  size_t slash = rest.find('/');
-  absl::string_view trust_domain = rest.substr(0, slash);
-  if (trust_domain.empty()) return "the trust domain is empty";
-  if (trust_domain.size() > kMaxTrustDomain) {
-    return "the trust domain is longer than 255 characters";
-  }
-  for (char c : trust_domain) {
-    if (!(absl::ascii_islower(static_cast<unsigned char>(c)) ||
-          absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.' ||
-          c == '-' || c == '_')) {
-      return "the trust domain may hold only a-z, 0-9, '.', '-' and '_' (no "
-             "upper case, port, user info, query or fragment)";
-    }
-  }
-  if (slash == absl::string_view::npos) {
-    return "it has no path: a workload's id is spiffe://TRUST-DOMAIN/PATH";
-  }
-  absl::string_view path = rest.substr(slash + 1);
-  for (absl::string_view segment : absl::StrSplit(path, '/')) {
-    if (segment.empty()) {
-      return "the path has an empty segment (\"//\" or a trailing '/')";
-    }
-    if (segment == "." || segment == "..") {
-      return "the path has a '.' or '..' segment";
-    }
-    for (char c : segment) {
-      if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-            c == '-' || c == '_')) {
-        return "the path may hold only letters, digits, '.', '-', '_' and "
-               "'/' (no percent-encoding, query or fragment)";
-      }
-    }
-  }
-  return "";
-}
-
 bool SameApp(const AppConfig& before, const AppConfig& after) {
   const AppConfig& a = before;
   const AppConfig& b = after;
