@@ -563,3 +563,32 @@ TEST_F(ProxyTest, CallStreamIsRetriedWhenNothingWasForwarded) {
 
 }  // namespace
 }  // namespace tokenbroker
+
+namespace tokenbroker {
+namespace {
+
+// A token answered inline leads to a 401 and a refetch before the first
+// FetchToken() has stored its (answered) wait: the refetch's wait must
+// stay, not be withdrawn in its place (the CallStream then hung until its
+// deadline).
+TEST_F(ProxyTest, RefetchStartedInsideAnInlineAnswerIsNotWithdrawn) {
+  tokens_.AnswerNext(MakeTestToken(kToken1));  // Inline; the refetch parks.
+  http_.SetHandler([](const HttpRequest& request) {
+    const std::string* auth = Authorization(request);
+    bool fresh = auth != nullptr && *auth == absl::StrCat("Bearer ", kToken2);
+    return fresh ? Response(200, "{}") : Response(401);
+  });
+  Outcome outcome;
+  proxy_.Start(Request("GET"), outcome.Callback());
+
+  ASSERT_EQ(tokens_.parked_count(), 1u) << "the refetch waits for a token";
+  EXPECT_EQ(tokens_.withdrawn_count(), 0);
+  EXPECT_EQ(outcome.calls(), 0);
+  ASSERT_TRUE(tokens_.CompleteParked(MakeTestToken(kToken2)));
+  ASSERT_EQ(outcome.calls(), 1);
+  ASSERT_THAT(outcome.result(), IsOk());
+  EXPECT_EQ(outcome.result()->response.status, 200);
+}
+
+}  // namespace
+}  // namespace tokenbroker
