@@ -2,31 +2,34 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <chrono>
+#include <memory>
+#include <string>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "anypoint/tokenbroker/v1/broker_admin.grpc.pb.h"
 #include "anypoint/tokenbroker/v1/token_broker.grpc.pb.h"
+#include "client/lib/broker_rpc.h"
 #include "client/lib/channel.h"
+#include "client/lib/client.h"
+#include "client/lib/retry_loop.h"
+#include "service/common/backoff_policy.h"
 
 namespace tokenbroker::cli {
 namespace {
 
 namespace v1 = ::anypoint::tokenbroker::v1;
-
-// Call bodies can be large; the broker enforces its own limits.
-constexpr int kMaxReceiveMessageBytes = 64 << 20;
+using client_internal::FromGrpcStatus;
+using client_internal::PrepareContext;
+using client_internal::RpcDescription;
 
 class GrpcBrokerStub final : public BrokerStub {
  public:
-  GrpcBrokerStub(std::shared_ptr<grpc::Channel> channel, std::string addr,
-                 std::string bearer_key, absl::Duration timeout)
-      : broker_(v1::TokenBroker::NewStub(channel)),
-        admin_(v1::BrokerAdmin::NewStub(channel)),
-        addr_(std::move(addr)),
-        bearer_key_(std::move(bearer_key)),
+  GrpcBrokerStub(ClientConnection connection, absl::Duration timeout)
+      : connection_(std::move(connection)),
+        broker_(v1::TokenBroker::NewStub(connection_.channel)),
+        admin_(v1::BrokerAdmin::NewStub(connection_.channel)),
         timeout_(timeout) {}
 
   absl::StatusOr<v1::GetTokenResponse> GetToken(
@@ -41,8 +44,8 @@ class GrpcBrokerStub final : public BrokerStub {
       const v1::WatchTokenRequest& request,
       const std::function<bool(const v1::GetTokenResponse&)>& on_token)
       override {
-    grpc::ClientContext context;
-    Prepare(&context, /*with_deadline=*/false);
+    grpc::ClientContext context;  // The stream has no deadline.
+    PrepareContext(connection_, absl::InfiniteFuture(), &context);
     std::unique_ptr<grpc::ClientReader<v1::GetTokenResponse>> reader =
         broker_->WatchToken(&context, request);
     v1::GetTokenResponse token;
@@ -53,7 +56,7 @@ class GrpcBrokerStub final : public BrokerStub {
         return absl::OkStatus();
       }
     }
-    return FromGrpc(reader->Finish(), "TokenBroker.WatchToken");
+    return FromGrpcStatus(reader->Finish(), Describe("TokenBroker.WatchToken"));
   }
 
   absl::StatusOr<v1::CallResponse> Call(
@@ -69,7 +72,7 @@ class GrpcBrokerStub final : public BrokerStub {
       const std::function<absl::Status(const v1::CallStreamResponse&)>&
           on_message) override {
     grpc::ClientContext context;
-    Prepare(&context, /*with_deadline=*/true);
+    PrepareContext(connection_, absl::Now() + timeout_, &context);
     std::unique_ptr<grpc::ClientReader<v1::CallStreamResponse>> reader =
         broker_->CallStream(&context, request);
     v1::CallStreamResponse message;
@@ -81,7 +84,7 @@ class GrpcBrokerStub final : public BrokerStub {
         return handled;
       }
     }
-    return FromGrpc(reader->Finish(), "TokenBroker.CallStream");
+    return FromGrpcStatus(reader->Finish(), Describe("TokenBroker.CallStream"));
   }
 
   absl::StatusOr<v1::ListAppsResponse> ListApps(
@@ -121,57 +124,33 @@ class GrpcBrokerStub final : public BrokerStub {
  private:
   template <typename Response, typename Rpc>
   absl::StatusOr<Response> Unary(absl::string_view rpc_name, Rpc rpc) {
-    grpc::ClientContext context;
-    Prepare(&context, /*with_deadline=*/true);
-    Response response;
-    grpc::Status status = rpc(&context, &response);
-    if (!status.ok()) return FromGrpc(status, rpc_name);
-    return response;
+    const absl::Time deadline = absl::Now() + timeout_;
+    const RpcDescription description = Describe(rpc_name);
+    // tokenbrokerctl tries each RPC once: the script that runs it decides
+    // about retries from the exit code (kExitUnavailable). To retry here,
+    // pass client_internal::RetryPolicyFor(options, idempotent) instead.
+    const RetryPolicy once;
+    ExponentialBackoffPolicy backoff =
+        client_internal::BackoffPolicyFor(ClientRetryOptions());
+    return RetryLoop(once, backoff, deadline, RetryClock(), [&] {
+      return client_internal::UnaryAttempt<Response>(connection_, deadline,
+                                                     description, rpc);
+    });
   }
 
-  void Prepare(grpc::ClientContext* context, bool with_deadline) const {
-    if (with_deadline) {
-      context->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
-    }
-    if (!bearer_key_.empty()) {
-      context->AddMetadata("authorization",
-                           absl::StrCat("Bearer ", bearer_key_));
-    }
+  RpcDescription Describe(absl::string_view rpc_name) const {
+    RpcDescription description;
+    description.rpc_name = rpc_name;
+    description.target = connection_.target;
+    description.timeout = timeout_;
+    description.caller = "tokenbrokerctl";
+    description.deadline_hint = "; raise --timeout if the broker is slow";
+    return description;
   }
 
-  // gRPC's own messages for these cases are terse ("", "Deadline Exceeded"):
-  // add what the user needs to act on them.
-  absl::Status FromGrpc(const grpc::Status& status,
-                        absl::string_view rpc_name) const {
-    if (status.ok()) return absl::OkStatus();
-    const auto code = static_cast<absl::StatusCode>(status.error_code());
-    std::string message = status.error_message();
-    switch (code) {
-      case absl::StatusCode::kUnimplemented:
-        if (message.empty()) {
-          message = absl::StrCat("the broker at ", addr_,
-                                 " does not implement ", rpc_name,
-                                 " (is it older than this tokenbrokerctl?)");
-        }
-        break;
-      case absl::StatusCode::kUnavailable:
-        absl::StrAppend(&message, " (broker at ", addr_, ")");
-        break;
-      case absl::StatusCode::kDeadlineExceeded:
-        absl::StrAppend(&message, " (", rpc_name, " took more than ",
-                        absl::FormatDuration(timeout_),
-                        "; raise --timeout if the broker is slow)");
-        break;
-      default:
-        break;
-    }
-    return absl::Status(code, message);
-  }
-
+  const ClientConnection connection_;
   std::unique_ptr<v1::TokenBroker::Stub> broker_;
   std::unique_ptr<v1::BrokerAdmin::Stub> admin_;
-  const std::string addr_;
-  const std::string bearer_key_;
   const absl::Duration timeout_;
 };
 
@@ -189,12 +168,10 @@ absl::StatusOr<std::unique_ptr<BrokerStub>> MakeGrpcBrokerStub(
   channel.key_file = options.key_file;
   channel.bearer_file = options.bearer_file;
   channel.user_agent_prefix = "tokenbrokerctl";
-  channel.max_receive_message_bytes = kMaxReceiveMessageBytes;
   absl::StatusOr<ClientConnection> connection = MakeClientConnection(channel);
   if (!connection.ok()) return connection.status();
-  return std::make_unique<GrpcBrokerStub>(
-      std::move(connection->channel), options.addr,
-      std::move(connection->bearer_key), options.timeout);
+  return std::make_unique<GrpcBrokerStub>(*std::move(connection),
+                                          options.timeout);
 }
 
 }  // namespace tokenbroker::cli
