@@ -303,7 +303,7 @@ void CurlHttpClient::CompleteTransfer(std::unique_ptr<CurlTransfer> transfer,
       idle_easies_.push_back(std::move(transfer->easy));
     }
   }
-  transfer.reset();  // Frees the header list (and the easy handle if kept).
+  transfer.reset();  // Frees the header list (and the easy handle if not kept).
   requests_completed_.fetch_add(1, std::memory_order_relaxed);
   done(std::move(result));
 }
