@@ -5,7 +5,6 @@
 #include "service/config/config.h"
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -22,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "service/common/read_file.h"
 #include "service/common/status_macros.h"
+#include "service/common/token_fingerprint.h"
 #include "service/config/sections.h"
 #include "service/config/yaml_reader.h"
 #include "yaml-cpp/yaml.h"
@@ -159,12 +159,8 @@ void FingerprintClientIds(Config* config) {
       app.client_id_sha256 = "";
       continue;
     }
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(id->data()), id->size(),
-           digest);
+    app.client_id_sha256 = Sha256Hex(*id);
     OPENSSL_cleanse(id->data(), id->size());
-    app.client_id_sha256 = absl::BytesToHexString(absl::string_view(
-        reinterpret_cast<const char*>(digest), sizeof(digest)));
   }
 }
 
