@@ -1,0 +1,48 @@
+#ifndef TOKENBROKER_BENCH_SCENARIOS_H_
+#define TOKENBROKER_BENCH_SCENARIOS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "bench/broker_harness.h"
+#include "bench/round_report.h"
+#include "nlohmann/json.hpp"
+
+// The end-to-end scenarios of tokenbroker_bench (bench/rpc_bench.cc runs
+// them); each returns its part of the output JSON, which bench/report.py
+// reads, and reports progress on stderr. Each exits the process when it
+// cannot set itself up. Everything is on loopback; every loop is bounded by
+// time or count.
+namespace tokenbroker::bench {
+
+// rpc: GetToken cache hits vs an empty unary RPC registered in the same
+// server (callback API) and vs grpc.health.v1.Health/Check, over one
+// channel. `kinds`: which of baseline, baseline_token, get_token and health
+// to measure. Needs RegisterBaselineInEveryServer() before the broker.
+nlohmann::json RunRpc(InProcessBroker& broker, const RoundOptions& options,
+                      const std::vector<std::string>& kinds);
+
+// call: Call through the broker vs the same request sent directly to the
+// emulator with libcurl. `paths` names the paths to measure ("direct",
+// "broker"; any text that contains the name).
+nlohmann::json RunCall(InProcessBroker& broker, const RoundOptions& options,
+                       const std::string& paths);
+
+// coalesce: `callers` concurrent cold GetToken for one key, with and
+// without upstream latency: upstream requests and time to serve all.
+nlohmann::json RunCoalesce(InProcessBroker& broker, int callers);
+
+// refresh: 10 minutes of simulated time (fake clock, TokenCache and a token
+// source answering after a simulated delay) with 60 s tokens and steady
+// load: callers that waited after warm-up. No network.
+nlohmann::json RunRefresh();
+
+// scale: the token-broker binary in its own process with `keys` cached
+// keys and `connections` client connections: RSS and GetToken latency
+// under a closed loop of `load` (after a second of warm-up).
+nlohmann::json RunScale(int keys, int connections, absl::Duration load);
+
+}  // namespace tokenbroker::bench
+
+#endif  // TOKENBROKER_BENCH_SCENARIOS_H_
