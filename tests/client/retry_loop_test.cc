@@ -78,127 +78,114 @@ RetryPolicy RetryUnavailable(int max_attempts) {
   return retry;
 }
 
-TEST(RetryLoopTest, SuccessNeedsOneAttemptAndNoSleep) {
-  FakeTime time;
-  ExponentialBackoffPolicy backoff = HalfCeilingBackoff();
+std::vector<absl::Status> ThreeUnavailable() {
+  return {absl::UnavailableError("first"), absl::UnavailableError("second"),
+          absl::UnavailableError("third")};
+}
+
+class RetryLoopTest : public ::testing::Test {
+ protected:
+  // The loop with the half-ceiling backoff and the fake time.
+  absl::StatusOr<std::string> Run(const RetryPolicy& retry,
+                                  ScriptedAttempt& attempt,
+                                  absl::Time deadline = kStart +
+                                                        absl::Minutes(1)) {
+    return RetryLoop(retry, backoff_, deadline, time_.clock(), attempt);
+  }
+
+  FakeTime time_;
+  ExponentialBackoffPolicy backoff_ = HalfCeilingBackoff();
+};
+
+TEST_F(RetryLoopTest, SuccessNeedsOneAttemptAndNoSleep) {
   ScriptedAttempt attempt({});
-  absl::StatusOr<std::string> result =
-      RetryLoop(RetryUnavailable(4), backoff, kStart + absl::Minutes(1),
-                time.clock(), attempt);
+  absl::StatusOr<std::string> result = Run(RetryUnavailable(4), attempt);
   ASSERT_THAT(result, IsOk());
   EXPECT_EQ(*result, "answer");
   EXPECT_EQ(attempt.attempts(), 1);
-  EXPECT_THAT(time.sleeps(), IsEmpty());
+  EXPECT_THAT(time_.sleeps(), IsEmpty());
 }
 
-TEST(RetryLoopTest, RetriesRetryableErrorsAfterTheBackoffDelays) {
-  FakeTime time;
-  ExponentialBackoffPolicy backoff = HalfCeilingBackoff();
+TEST_F(RetryLoopTest, RetriesRetryableErrorsAfterTheBackoffDelays) {
   ScriptedAttempt attempt(
       {absl::UnavailableError("down"), absl::UnavailableError("down")});
-  absl::StatusOr<std::string> result =
-      RetryLoop(RetryUnavailable(4), backoff, kStart + absl::Minutes(1),
-                time.clock(), attempt);
-  ASSERT_THAT(result, IsOk());
+  ASSERT_THAT(Run(RetryUnavailable(4), attempt), IsOk());
   EXPECT_EQ(attempt.attempts(), 3);
-  EXPECT_THAT(time.sleeps(),
+  EXPECT_THAT(time_.sleeps(),
               ElementsAre(absl::Milliseconds(500), absl::Seconds(1)));
 }
 
-TEST(RetryLoopTest, NonRetryableErrorsAreReturnedAtOnce) {
+TEST_F(RetryLoopTest, NonRetryableErrorsAreReturnedAtOnce) {
   for (absl::Status error :
        {absl::NotFoundError("no app"), absl::PermissionDeniedError("no"),
         absl::FailedPreconditionError("invalid_client"),
         absl::DeadlineExceededError("slow"), absl::InternalError("bug")}) {
-    FakeTime time;
-    ExponentialBackoffPolicy backoff = HalfCeilingBackoff();
     ScriptedAttempt attempt({error, absl::UnavailableError("later")});
-    EXPECT_THAT(RetryLoop(RetryUnavailable(4), backoff,
-                          kStart + absl::Minutes(1), time.clock(), attempt),
+    EXPECT_THAT(Run(RetryUnavailable(4), attempt),
                 StatusIs(error.code(), error.message()));
     EXPECT_EQ(attempt.attempts(), 1) << error;
-    EXPECT_THAT(time.sleeps(), IsEmpty()) << error;
   }
+  EXPECT_THAT(time_.sleeps(), IsEmpty());
 }
 
-TEST(RetryLoopTest, WithoutAPredicateNothingIsRetried) {
-  FakeTime time;
-  ExponentialBackoffPolicy backoff = HalfCeilingBackoff();
+TEST_F(RetryLoopTest, WithoutAPredicateNothingIsRetried) {
   ScriptedAttempt attempt({absl::UnavailableError("down")});
   RetryPolicy retry;
   retry.max_attempts = 4;
-  EXPECT_THAT(RetryLoop(retry, backoff, kStart + absl::Minutes(1), time.clock(),
-                        attempt),
-              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(Run(retry, attempt), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(attempt.attempts(), 1);
 }
 
-TEST(RetryLoopTest, GivesUpAfterMaxAttemptsWithTheLastError) {
-  FakeTime time;
-  ExponentialBackoffPolicy backoff = HalfCeilingBackoff();
-  ScriptedAttempt attempt({absl::UnavailableError("first"),
-                           absl::UnavailableError("second"),
-                           absl::UnavailableError("third")});
-  EXPECT_THAT(RetryLoop(RetryUnavailable(2), backoff, kStart + absl::Minutes(1),
-                        time.clock(), attempt),
+TEST_F(RetryLoopTest, GivesUpAfterMaxAttemptsWithTheLastError) {
+  ScriptedAttempt attempt(ThreeUnavailable());
+  EXPECT_THAT(Run(RetryUnavailable(2), attempt),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("second")));
   EXPECT_EQ(attempt.attempts(), 2);
-  EXPECT_THAT(time.sleeps(), ElementsAre(absl::Milliseconds(500)));
+  EXPECT_THAT(time_.sleeps(), ElementsAre(absl::Milliseconds(500)));
 
-  RetryPolicy once = RetryUnavailable(1);
-  ScriptedAttempt single({absl::UnavailableError("down")});
-  EXPECT_THAT(
-      RetryLoop(once, backoff, kStart + absl::Minutes(1), time.clock(), single),
-      StatusIs(absl::StatusCode::kUnavailable));
+  ScriptedAttempt single(ThreeUnavailable());
+  EXPECT_THAT(Run(RetryUnavailable(1), single),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("first")));
   EXPECT_EQ(single.attempts(), 1);
 }
 
-TEST(RetryLoopTest, NoRetryWhoseWaitWouldReachTheDeadline) {
-  FakeTime time;
-  ExponentialBackoffPolicy backoff = HalfCeilingBackoff();
-  ScriptedAttempt attempt({absl::UnavailableError("first"),
-                           absl::UnavailableError("second"),
-                           absl::UnavailableError("third")});
+TEST_F(RetryLoopTest, NoRetryWhoseWaitWouldReachTheDeadline) {
+  ScriptedAttempt attempt(ThreeUnavailable());
   // The first wait (0.5 s) fits; the second (1 s) would end at 1.5 s.
   EXPECT_THAT(
-      RetryLoop(RetryUnavailable(10), backoff,
-                kStart + absl::Milliseconds(1200), time.clock(), attempt),
+      Run(RetryUnavailable(10), attempt, kStart + absl::Milliseconds(1200)),
       StatusIs(absl::StatusCode::kUnavailable, HasSubstr("second")));
   EXPECT_EQ(attempt.attempts(), 2);
-  EXPECT_THAT(time.sleeps(), ElementsAre(absl::Milliseconds(500)));
+  EXPECT_THAT(time_.sleeps(), ElementsAre(absl::Milliseconds(500)));
 }
 
-TEST(RetryLoopTest, AWaitEndingExactlyAtTheDeadlineDoesNotFit) {
-  FakeTime time;
-  ExponentialBackoffPolicy backoff = HalfCeilingBackoff();
-  ScriptedAttempt attempt({absl::UnavailableError("down")});
+TEST_F(RetryLoopTest, AWaitEndingExactlyAtTheDeadlineDoesNotFit) {
+  ScriptedAttempt attempt(ThreeUnavailable());
   EXPECT_THAT(
-      RetryLoop(RetryUnavailable(10), backoff, kStart + absl::Milliseconds(500),
-                time.clock(), attempt),
-      StatusIs(absl::StatusCode::kUnavailable));
+      Run(RetryUnavailable(10), attempt, kStart + absl::Milliseconds(500)),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("first")));
   EXPECT_EQ(attempt.attempts(), 1);
-  EXPECT_THAT(time.sleeps(), IsEmpty());
+  EXPECT_THAT(time_.sleeps(), IsEmpty());
 }
 
-TEST(RetryLoopTest, PredicateSeesWhatTheAttemptDid) {
+TEST_F(RetryLoopTest, PredicateSeesWhatTheAttemptDid) {
   // As CallStream: an attempt that began the answer is not repeated.
-  FakeTime time;
-  ExponentialBackoffPolicy backoff = HalfCeilingBackoff();
   bool answer_begun = false;
   int attempts = 0;
   RetryPolicy retry = RetryUnavailable(4);
   retry.retryable = [&answer_begun](const absl::Status& status) {
     return !answer_begun && IsUnavailableError(status);
   };
+  // An attempt returning absl::Status.
   absl::Status result =
-      RetryLoop(retry, backoff, kStart + absl::Minutes(1), time.clock(), [&] {
+      RetryLoop(retry, backoff_, kStart + absl::Minutes(1), time_.clock(), [&] {
         ++attempts;
         if (attempts == 2) answer_begun = true;
         return absl::UnavailableError("reset");
       });
   EXPECT_THAT(result, StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(attempts, 2);
-  EXPECT_EQ(time.sleeps().size(), 1u);
+  EXPECT_EQ(time_.sleeps().size(), 1u);
 }
 
 // Counts the delays asked for.
@@ -214,7 +201,7 @@ class CountingBackoff final : public BackoffPolicy {
   int completions = 0;
 };
 
-TEST(RetryLoopTest, BackoffIsAskedOncePerRetriedFailure) {
+TEST(RetryLoopBackoffTest, AskedOncePerRetriedFailure) {
   FakeTime time;
   CountingBackoff backoff;
   ScriptedAttempt attempt({absl::UnavailableError("a"),
