@@ -82,6 +82,24 @@ void AddSample(prometheus::MetricFamily& family, double value,
   family.metric.push_back(std::move(metric));
 }
 
+// One unlabelled series read at scrape time.
+struct Scalar {
+  const char* name;
+  const char* help;
+  double value;
+};
+
+// Appends a family of `type` per scalar.
+void AppendScalars(std::vector<prometheus::MetricFamily>& families,
+                   prometheus::MetricType type,
+                   std::initializer_list<Scalar> scalars) {
+  for (const Scalar& scalar : scalars) {
+    prometheus::MetricFamily family = Family(scalar.name, scalar.help, type);
+    AddSample(family, scalar.value);
+    families.push_back(std::move(family));
+  }
+}
+
 }  // namespace
 
 // Created on a method's first RPC.
@@ -226,32 +244,29 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
   absl::ReaderMutexLock lock(&mu);
   if (cache != nullptr) {
     TokenCacheStats stats = cache->stats();
-    const std::pair<const char*, std::pair<const char*, int64_t>> counters[] = {
-        {"tokenbroker_cache_hits_total",
-         {"GetToken answers served from the cache without waiting.",
-          stats.hits}},
-        {"tokenbroker_cache_waits_total",
-         {"Callers that waited on an upstream token fetch.", stats.waits}},
-        {"tokenbroker_cache_fetches_total",
-         {"Upstream token fetches started.", stats.fetches}},
-        {"tokenbroker_cache_fetch_failures_total",
-         {"Upstream token fetches that failed.", stats.fetch_failures}},
-        {"tokenbroker_cache_stale_served_total",
-         {"Tokens served with less than min_ttl left because refreshing "
+    AppendScalars(
+        families, MetricType::Counter,
+        {{"tokenbroker_cache_hits_total",
+          "GetToken answers served from the cache without waiting.",
+          static_cast<double>(stats.hits)},
+         {"tokenbroker_cache_waits_total",
+          "Callers that waited on an upstream token fetch.",
+          static_cast<double>(stats.waits)},
+         {"tokenbroker_cache_fetches_total", "Upstream token fetches started.",
+          static_cast<double>(stats.fetches)},
+         {"tokenbroker_cache_fetch_failures_total",
+          "Upstream token fetches that failed.",
+          static_cast<double>(stats.fetch_failures)},
+         {"tokenbroker_cache_stale_served_total",
+          "Tokens served with less than min_ttl left because refreshing "
           "failed.",
-          stats.stale_served}},
-        {"tokenbroker_cache_evictions_total",
-         {"Idle cache entries evicted.", stats.evictions}},
-        {"tokenbroker_cache_withdrawn_total",
-         {"Waiting callers that went away (cancel, deadline) before their "
+          static_cast<double>(stats.stale_served)},
+         {"tokenbroker_cache_evictions_total", "Idle cache entries evicted.",
+          static_cast<double>(stats.evictions)},
+         {"tokenbroker_cache_withdrawn_total",
+          "Waiting callers that went away (cancel, deadline) before their "
           "token came.",
-          stats.withdrawn}}};
-    for (const auto& [name, help_value] : counters) {
-      prometheus::MetricFamily family =
-          Family(name, help_value.first, MetricType::Counter);
-      AddSample(family, static_cast<double>(help_value.second));
-      families.push_back(std::move(family));
-    }
+          static_cast<double>(stats.withdrawn)}});
 
     std::vector<TokenEntryInfo> entries = cache->Snapshot();
     absl::Time now = clock != nullptr ? clock->Now() : absl::Now();
@@ -294,35 +309,24 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
   }
   if (rpc_stats) {
     ActiveRpcStats stats = rpc_stats();
-    const std::pair<const char*, std::pair<const char*, int64_t>> gauges[] = {
-        {"tokenbroker_calls_in_flight",
-         {"Call and CallStream RPCs in flight.", stats.calls_in_flight}},
-        {"tokenbroker_watches_open",
-         {"WatchToken streams open.", stats.watches_open}},
-        {"tokenbroker_call_streams_open",
-         {"CallStream streams open.", stats.call_streams_open}},
-        {"tokenbroker_call_stream_buffer_bytes",
-         {"Body bytes queued for slow CallStream readers.",
-          stats.stream_buffer_bytes}}};
-    for (const auto& [name, help_value] : gauges) {
-      prometheus::MetricFamily family =
-          Family(name, help_value.first, MetricType::Gauge);
-      AddSample(family, static_cast<double>(help_value.second));
-      families.push_back(std::move(family));
-    }
-    const std::pair<const char*, std::pair<const char*, int64_t>> counters[] = {
-        {"tokenbroker_call_stream_pauses_total",
-         {"CallStream upstream transfers paused for a slow reader.",
-          stats.stream_pauses}},
-        {"tokenbroker_call_tokens_scrubbed_total",
-         {"Copies of the injected token removed from Call answers.",
-          stats.tokens_scrubbed}}};
-    for (const auto& [name, help_value] : counters) {
-      prometheus::MetricFamily family =
-          Family(name, help_value.first, MetricType::Counter);
-      AddSample(family, static_cast<double>(help_value.second));
-      families.push_back(std::move(family));
-    }
+    AppendScalars(
+        families, MetricType::Gauge,
+        {{"tokenbroker_calls_in_flight", "Call and CallStream RPCs in flight.",
+          static_cast<double>(stats.calls_in_flight)},
+         {"tokenbroker_watches_open", "WatchToken streams open.",
+          static_cast<double>(stats.watches_open)},
+         {"tokenbroker_call_streams_open", "CallStream streams open.",
+          static_cast<double>(stats.call_streams_open)},
+         {"tokenbroker_call_stream_buffer_bytes",
+          "Body bytes queued for slow CallStream readers.",
+          static_cast<double>(stats.stream_buffer_bytes)}});
+    AppendScalars(families, MetricType::Counter,
+                  {{"tokenbroker_call_stream_pauses_total",
+                    "CallStream upstream transfers paused for a slow reader.",
+                    static_cast<double>(stats.stream_pauses)},
+                   {"tokenbroker_call_tokens_scrubbed_total",
+                    "Copies of the injected token removed from Call answers.",
+                    static_cast<double>(stats.tokens_scrubbed)}});
     prometheus::MetricFamily ended =
         Family("tokenbroker_streams_ended_total",
                "Streams the broker ended: grant_removed (a reload took the "
@@ -351,23 +355,19 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
   }
   if (upstream_stats) {
     UpstreamStats stats = upstream_stats();
-    const std::pair<const char*, std::pair<const char*, uint64_t>> counters[] =
-        {{"tokenbroker_upstream_requests_started_total",
-          {"Upstream HTTP requests started.", stats.requests_started}},
-         {"tokenbroker_upstream_requests_completed_total",
-          {"Upstream HTTP requests completed, with any outcome.",
-           stats.requests_completed}},
-         {"tokenbroker_upstream_connections_opened_total",
-          {"New upstream connections.", stats.connections_opened}},
-         {"tokenbroker_upstream_connections_reused_total",
-          {"Upstream requests that reused a connection.",
-           stats.connections_reused}}};
-    for (const auto& [name, help_value] : counters) {
-      prometheus::MetricFamily family =
-          Family(name, help_value.first, MetricType::Counter);
-      AddSample(family, static_cast<double>(help_value.second));
-      families.push_back(std::move(family));
-    }
+    AppendScalars(families, MetricType::Counter,
+                  {{"tokenbroker_upstream_requests_started_total",
+                    "Upstream HTTP requests started.",
+                    static_cast<double>(stats.requests_started)},
+                   {"tokenbroker_upstream_requests_completed_total",
+                    "Upstream HTTP requests completed, with any outcome.",
+                    static_cast<double>(stats.requests_completed)},
+                   {"tokenbroker_upstream_connections_opened_total",
+                    "New upstream connections.",
+                    static_cast<double>(stats.connections_opened)},
+                   {"tokenbroker_upstream_connections_reused_total",
+                    "Upstream requests that reused a connection.",
+                    static_cast<double>(stats.connections_reused)}});
   }
   return families;
 }
