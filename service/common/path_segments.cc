@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "service/common/status_macros.h"
 
 namespace tokenbroker {
 namespace {
@@ -133,7 +134,7 @@ absl::StatusOr<std::string> DecodeSegment(absl::string_view raw) {
   std::string decoded;
   std::string once;
   for (int level = 0; level < kMaxPercentDecodeLevels; ++level) {
-    if (absl::Status s = CheckSegmentLevel(current, level); !s.ok()) return s;
+    TB_RETURN_IF_ERROR(CheckSegmentLevel(current, level));
     if (level == 1) once = current;
     if (current.find('%') == std::string::npos) {
       return level == 0 ? current : once;

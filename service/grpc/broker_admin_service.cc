@@ -8,6 +8,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "service/auth/policy.h"
 #include "service/cache/token_request.h"
+#include "service/common/status_macros.h"
 #include "service/grpc/reactors.h"
 #include "service/grpc/request_context.h"
 #include "service/grpc/status.h"
@@ -26,7 +27,7 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
 // Authenticates an admin RPC and checks the admin role; denials audited.
 absl::Status AuthorizeAdminRequest(RequestContext& request,
                                    absl::string_view rpc) {
-  if (absl::Status s = request.Authenticate(); !s.ok()) return s;
+  TB_RETURN_IF_ERROR(request.Authenticate());
   if (absl::Status s = AuthorizeAdmin(request.caller(), rpc); !s.ok()) {
     return request.Deny(s);
   }

@@ -8,6 +8,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "service/auth/policy.h"
+#include "service/common/status_macros.h"
 #include "service/grpc/reactors.h"
 #include "service/grpc/status.h"
 
@@ -27,7 +28,7 @@ void RecordUpstream(RequestContext& rpc,
 // Checks an open CallStream's caller and route under a reloaded config.
 absl::Status RecheckCall(RequestContext& rpc,
                          const std::shared_ptr<const Config>& config) {
-  if (absl::Status s = rpc.Reauthenticate(config); !s.ok()) return s;
+  TB_RETURN_IF_ERROR(rpc.Reauthenticate(config));
   const AuditRecord& record = rpc.record();
   return AuthorizeCallRequest(rpc.caller(), *config, record.app, record.scopes,
                               record.http_method, record.path)

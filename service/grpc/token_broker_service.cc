@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/auth/policy.h"
 #include "service/cache/token_request.h"
+#include "service/common/status_macros.h"
 #include "service/grpc/call_reactors.h"
 #include "service/grpc/reactors.h"
 #include "service/grpc/request_context.h"
@@ -34,7 +35,7 @@ std::vector<std::string> ToVector(
 absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRpc(
     RequestContext& request, const std::string& app,
     const google::protobuf::RepeatedPtrField<std::string>& scope_field) {
-  if (absl::Status s = request.Authenticate(); !s.ok()) return s;
+  TB_RETURN_IF_ERROR(request.Authenticate());
   std::vector<std::string> scopes = ToVector(scope_field);
   AuditRecord& record = request.record();
   record.app = app;
@@ -137,7 +138,7 @@ grpc::ServerWriteReactor<pb::GetTokenResponse>* TokenBrokerService::WatchToken(
 absl::StatusOr<ProxyRequest> TokenBrokerService::PrepareCall(
     RequestContext& rpc, const grpc::CallbackServerContext& context,
     const pb::CallRequest& request) {
-  if (absl::Status s = rpc.Authenticate(); !s.ok()) return s;
+  TB_RETURN_IF_ERROR(rpc.Authenticate());
   const Config& config = rpc.config();
   std::vector<std::string> scopes = ToVector(request.scopes());
   AuditRecord& record = rpc.record();
@@ -165,7 +166,7 @@ absl::StatusOr<ProxyRequest> TokenBrokerService::PrepareCall(
                            request.method(), request.path());
   if (!resolved.ok()) return rpc.Deny(resolved.status());
   // Audited before any upstream traffic; fail-closed stops it here.
-  if (absl::Status s = rpc.AllowDecision("route granted"); !s.ok()) return s;
+  TB_RETURN_IF_ERROR(rpc.AllowDecision("route granted"));
 
   ProxyRequest proxied;
   proxied.token = resolved->upstream;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "service/common/path_segments.h"
+#include "service/common/status_macros.h"
 
 namespace tokenbroker {
 namespace {
@@ -151,7 +152,7 @@ absl::Status ValidateCallRequest(absl::string_view method,
   if (size_t q = path.find('?'); q != absl::string_view::npos) {
     query = path.substr(q + 1);
   }
-  if (absl::Status s = CheckQuery(query); !s.ok()) return s;
+  TB_RETURN_IF_ERROR(CheckQuery(query));
 
   if (headers.size() > limits.max_headers) {
     return absl::InvalidArgumentError(
