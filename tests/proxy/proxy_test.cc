@@ -482,7 +482,8 @@ TEST_F(ProxyTest, TokenSplitAcrossStreamedPiecesIsScrubbed) {
   EXPECT_EQ(stream->body(),
             absl::StrCat("before Bearer ", kTokenRemovedMarker,
                          " after; and a near miss: secret-tok"));
-  const std::string* echoed = FindHeader(stream->headers(), "X-Echo");
+  HttpHeaders headers = stream->headers();  // FindHeader points into it.
+  const std::string* echoed = FindHeader(headers, "X-Echo");
   ASSERT_NE(echoed, nullptr);
   EXPECT_EQ(*echoed, absl::StrCat("Bearer ", kTokenRemovedMarker));
   EXPECT_EQ(proxy_.tokens_scrubbed(), 2);
