@@ -128,12 +128,11 @@ TokenCache::~TokenCache() {
 }
 
 TokenCache::WaiterPtr TokenCache::NewWaiter(const std::string& key,
-                                            absl::Time deadline,
                                             bool accept_valid_on_failure,
                                             TokenResultCallback done) {
   internal::WaiterRegistry* registry = this;
   return std::make_shared<internal::TokenWaiter>(std::move(done), registry, key,
-                                                 next_waiter_id_++, deadline,
+                                                 next_waiter_id_++,
                                                  accept_valid_on_failure);
 }
 
@@ -279,7 +278,8 @@ TokenCache::WaiterPtr TokenCache::Enqueue(const TokenRequest& request,
     } else {
       // Waits for the fetch in flight, a new one, or (backing off) the one
       // scheduled at retry_not_before.
-      parked = NewWaiter(entry.key, deadline, true, std::move(done));
+      parked = NewWaiter(entry.key, /*accept_valid_on_failure=*/true,
+                         std::move(done));
       Park(entry, parked, pending);
       if (!entry.fetching && now >= entry.retry_not_before) {
         BeginFetch(entry, pending);
@@ -307,8 +307,8 @@ TokenCache::WaiterPtr TokenCache::EnqueueRefresh(const TokenRequest& request,
   {
     absl::MutexLock lock(&mu_);
     Entry& entry = FindOrCreate(request, clock_.Now());
-    waiter =
-        NewWaiter(entry.key, absl::InfiniteFuture(), false, std::move(done));
+    waiter = NewWaiter(entry.key, /*accept_valid_on_failure=*/false,
+                       std::move(done));
     Park(entry, waiter, pending);
     if (!entry.fetching) BeginFetch(entry, pending);
   }

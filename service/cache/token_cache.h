@@ -181,8 +181,8 @@ class TokenCache final : public TokenProvider,
                     absl::Time deadline, TokenResultCallback done);
   WaiterPtr EnqueueRefresh(const TokenRequest& request,
                            TokenResultCallback done);
-  WaiterPtr NewWaiter(const std::string& key, absl::Time deadline,
-                      bool accept_valid_on_failure, TokenResultCallback done)
+  WaiterPtr NewWaiter(const std::string& key, bool accept_valid_on_failure,
+                      TokenResultCallback done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds `waiter` to `entry`, or answers it RESOURCE_EXHAUSTED when the key
   // has max_waiters_per_key already.

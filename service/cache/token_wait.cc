@@ -6,11 +6,10 @@ namespace tokenbroker {
 namespace internal {
 
 TokenWaiter::TokenWaiter(TokenResultCallback done, WaiterRegistry* registry,
-                         std::string key, uint64_t id, absl::Time deadline,
+                         std::string key, uint64_t id,
                          bool accept_valid_on_failure)
     : key_(std::move(key)),
       id_(id),
-      deadline_(deadline),
       accept_valid_on_failure_(accept_valid_on_failure),
       done_(std::move(done)),
       registry_(registry) {}

@@ -37,8 +37,7 @@ class WaiterRegistry {
 class TokenWaiter {
  public:
   TokenWaiter(TokenResultCallback done, WaiterRegistry* registry,
-              std::string key, uint64_t id, absl::Time deadline,
-              bool accept_valid_on_failure);
+              std::string key, uint64_t id, bool accept_valid_on_failure);
 
   // Runs the callback with `result` unless it ran or was withdrawn before.
   void Complete(absl::StatusOr<TokenPtr> result);
@@ -52,9 +51,6 @@ class TokenWaiter {
 
   const std::string& key() const { return key_; }
   uint64_t id() const { return id_; }
-  // The caller's deadline: a waiter whose deadline lies past the key's next
-  // upstream try waits for that try.
-  absl::Time deadline() const { return deadline_; }
   // Whether a still-valid token may answer it when a fetch fails (false for
   // explicit refreshes, which want a new token or the error).
   bool accept_valid_on_failure() const { return accept_valid_on_failure_; }
@@ -62,7 +58,6 @@ class TokenWaiter {
  private:
   const std::string key_;
   const uint64_t id_;
-  const absl::Time deadline_;
   const bool accept_valid_on_failure_;
 
   absl::Mutex mu_;

@@ -82,7 +82,7 @@ class FakeTokenProvider final : public TokenProvider,
       internal::WaiterRegistry* registry = nullptr;
       if (!inline_answer) registry = this;
       waiter = std::make_shared<internal::TokenWaiter>(
-          std::move(done), registry, request.app, id, deadline,
+          std::move(done), registry, request.app, id,
           /*accept_valid_on_failure=*/true);
       if (inline_answer) {
         answer = std::move(answers_.front());
