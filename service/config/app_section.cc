@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/status_macros.h"
 #include "service/config/config.h"
@@ -116,6 +117,76 @@ absl::Status ReadControlPlane(const YamlReader& reader, const Field& field,
   return absl::OkStatus();
 }
 
+// Authorize parameters the broker sets itself; `authorize_params` may not.
+bool IsReservedAuthorizeParam(absl::string_view name) {
+  for (absl::string_view reserved :
+       {"response_type", "client_id", "redirect_uri", "scope", "state",
+        "code_challenge", "code_challenge_method"}) {
+    if (name == reserved) return true;
+  }
+  return false;
+}
+
+// The keys only user apps (grant_type authorization_code) take.
+constexpr absl::string_view kUserAppKeys[] = {
+    "redirect_uri", "pkce", "authorize_params", "issuer", "userinfo_path"};
+
+// Reads the user-app keys of `keys` into `app` (its grant type is known).
+absl::Status ReadUserAppKeys(const YamlReader& reader, const FieldMap& keys,
+                             AppConfig* app) {
+  if (app->grant_type != GrantType::kAuthorizationCode) {
+    for (absl::string_view key : kUserAppKeys) {
+      if (auto it = keys.find(std::string(key)); it != keys.end()) {
+        return reader.Error(it->second,
+                            "applies only to apps acting on behalf of users "
+                            "(grant_type: authorization_code)");
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (auto it = keys.find("redirect_uri"); it != keys.end()) {
+    TB_ASSIGN_OR_RETURN(app->redirect_uri, reader.Token(it->second));
+    if (std::string problem = CheckRedirectUri(app->redirect_uri);
+        !problem.empty()) {
+      return reader.Error(it->second, problem);
+    }
+  }
+  TB_RETURN_IF_ERROR(
+      reader.ReadOptional(keys, "pkce", &app->pkce, &YamlReader::Bool));
+  TB_RETURN_IF_ERROR(
+      reader.ReadOptional(keys, "issuer", &app->issuer, &YamlReader::Token));
+  if (auto it = keys.find("userinfo_path"); it != keys.end()) {
+    TB_ASSIGN_OR_RETURN(app->userinfo_path, UrlPath(reader, it->second));
+  }
+  if (auto it = keys.find("authorize_params"); it != keys.end()) {
+    const Field& params = it->second;
+    if (!params.node.IsMap()) {
+      return reader.Error(params,
+                          "must be a map of parameter names to values, e.g. "
+                          "{prompt: consent}");
+    }
+    for (const auto& entry : params.node) {
+      const std::string name = entry.first.Scalar();
+      Field value{entry.second, entry.second.Mark(),
+                  absl::StrCat(params.path, ".", name)};
+      if (name.empty() || !AllCharsIn(name, absl::ascii_isalnum, "_-.")) {
+        return reader.Error(value,
+                            "parameter names may hold only letters, digits, "
+                            "'_', '-' and '.'");
+      }
+      if (IsReservedAuthorizeParam(name)) {
+        return reader.Error(value,
+                            "is set by the broker itself and cannot be "
+                            "configured");
+      }
+      TB_ASSIGN_OR_RETURN(std::string text, reader.Token(value));
+      app->authorize_params.emplace_back(name, std::move(text));
+    }
+    std::sort(app->authorize_params.begin(), app->authorize_params.end());
+  }
+  return absl::OkStatus();
+}
+
 // Sorts `values` and removes repeats.
 void SortUnique(std::vector<std::string>* values) {
   std::sort(values->begin(), values->end());
@@ -129,7 +200,8 @@ absl::StatusOr<AppConfig> ParseApp(const YamlReader& reader, const Field& field,
       field,
       {"name", "control_plane", "base_url", "grant_type", "client_id",
        "client_secret", "scopes", "org_id", "environment_ids", "token_path",
-       "revoke_path", "authorize_path", "send_scope", "client_auth"},
+       "revoke_path", "authorize_path", "send_scope", "client_auth",
+       "redirect_uri", "pkce", "authorize_params", "issuer", "userinfo_path"},
       &keys));
   AppConfig app;
   auto it = keys.find("name");
@@ -198,6 +270,7 @@ absl::StatusOr<AppConfig> ParseApp(const YamlReader& reader, const Field& field,
             {{"client_secret_post", ClientAuthMethod::kClientSecretPost},
              {"client_secret_basic", ClientAuthMethod::kClientSecretBasic}}));
   }
+  TB_RETURN_IF_ERROR(ReadUserAppKeys(reader, keys, &app));
   return app;
 }
 

@@ -105,12 +105,35 @@ absl::Status ReadGrantScopes(const YamlReader& reader, const Field& field,
   return absl::OkStatus();
 }
 
+// Reads a grant's users of a user app: usernames or user ids, or "*" alone.
+absl::Status ReadGrantUsers(const YamlReader& reader, const Field& field,
+                            const AppConfig& app, AppGrant* grant) {
+  if (app.grant_type != GrantType::kAuthorizationCode) {
+    return reader.Error(field,
+                        absl::StrCat("applies only to apps acting on behalf "
+                                     "of users; app ",
+                                     app.name, " acts on its own behalf"));
+  }
+  TB_ASSIGN_OR_RETURN(grant->users, reader.TokenList(field));
+  std::sort(grant->users.begin(), grant->users.end());
+  grant->users.erase(std::unique(grant->users.begin(), grant->users.end()),
+                     grant->users.end());
+  if (std::binary_search(grant->users.begin(), grant->users.end(), "*")) {
+    if (grant->users.size() != 1) {
+      return reader.Error(field, "'*' (every connected user) stands alone");
+    }
+    grant->users.clear();
+    grant->all_users = true;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AppGrant> ParseGrant(const YamlReader& reader,
                                     const Field& field,
                                     const std::vector<AppConfig>& apps) {
   FieldMap keys;
-  TB_RETURN_IF_ERROR(
-      reader.ReadMap(field, {"app", "scopes", "get_token", "routes"}, &keys));
+  TB_RETURN_IF_ERROR(reader.ReadMap(
+      field, {"app", "scopes", "get_token", "routes", "users"}, &keys));
   AppGrant grant;
   auto it = keys.find("app");
   if (it == keys.end()) {
@@ -130,6 +153,9 @@ absl::StatusOr<AppGrant> ParseGrant(const YamlReader& reader,
   }
   TB_RETURN_IF_ERROR(reader.ReadOptional(keys, "get_token", &grant.get_token,
                                          &YamlReader::Bool));
+  if (it = keys.find("users"); it != keys.end()) {
+    TB_RETURN_IF_ERROR(ReadGrantUsers(reader, it->second, *app, &grant));
+  }
   if (it = keys.find("routes"); it != keys.end()) {
     TB_RETURN_IF_ERROR(reader.ForEachElement(
         it->second, "must be a list of \"METHOD /path\" routes",

@@ -69,6 +69,9 @@ constexpr Section kSections[] = {
     {"callers", Stage::kAfterApps, config_internal::ParseCallersSection, ""},
     {"audit", Stage::kAfterApps, config_internal::ParseAuditSection, ""},
     {"limits", Stage::kServer, config_internal::ParseLimitsSection, ""},
+    {"oauth", Stage::kServer, config_internal::ParseOAuthSection, ""},
+    {"grant_store", Stage::kServer, config_internal::ParseGrantStoreSection,
+     ""},
 };
 
 constexpr Stage kStages[] = {Stage::kFirst, Stage::kServer, Stage::kApps,
@@ -100,6 +103,7 @@ absl::StatusOr<Config> ParseRoot(const YamlReader& reader,
       }
     }
   }
+  TB_RETURN_IF_ERROR(config_internal::CheckUserApps(reader, root, config));
   return config;
 }
 
@@ -135,10 +139,14 @@ bool SameApp(const AppConfig& before, const AppConfig& after) {
   const AppConfig& b = after;
   if (std::tie(a.name, a.base_url, a.grant_type, a.client_id, a.client_secret,
                a.scopes, a.org_id, a.environment_ids, a.token_path,
-               a.revoke_path, a.authorize_path, a.send_scope, a.client_auth) !=
+               a.revoke_path, a.authorize_path, a.send_scope, a.client_auth,
+               a.redirect_uri, a.pkce, a.authorize_params, a.issuer,
+               a.userinfo_path) !=
       std::tie(b.name, b.base_url, b.grant_type, b.client_id, b.client_secret,
                b.scopes, b.org_id, b.environment_ids, b.token_path,
-               b.revoke_path, b.authorize_path, b.send_scope, b.client_auth)) {
+               b.revoke_path, b.authorize_path, b.send_scope, b.client_auth,
+               b.redirect_uri, b.pkce, b.authorize_params, b.issuer,
+               b.userinfo_path)) {
     return false;
   }
   // The same reference may now resolve to another app's client id (a file
@@ -162,6 +170,22 @@ void FingerprintClientIds(Config* config) {
     app.client_id_sha256 = Sha256Hex(*id);
     OPENSSL_cleanse(id->data(), id->size());
   }
+}
+
+bool Config::HasUserApps() const {
+  return std::any_of(apps.begin(), apps.end(), [](const AppConfig& app) {
+    return app.grant_type == GrantType::kAuthorizationCode;
+  });
+}
+
+std::string RedirectUri(const AppConfig& app, absl::string_view public_url) {
+  if (!app.redirect_uri.empty()) return app.redirect_uri;
+  return absl::StrCat(public_url, "/oauth/callback");
+}
+
+std::string IssuerOf(const AppConfig& app) {
+  if (!app.issuer.empty()) return app.issuer;
+  return absl::StrCat(app.base_url, "/accounts/api/v2/oauth2");
 }
 
 const AppGrant* CallerConfig::FindGrant(absl::string_view app) const {

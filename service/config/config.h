@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -57,7 +58,32 @@ struct AppConfig {
   // {env:} client id that now names another connected app. nullopt: not
   // taken; empty: the client id could not be resolved then.
   std::optional<std::string> client_id_sha256;
+
+  // Apps acting on behalf of users (grant_type authorization_code) only.
+  // Where the authorization server sends the browser back: the broker's
+  // /oauth/callback as browsers reach it (registered at the server, compared
+  // exactly). Empty: oauth.public_url + "/oauth/callback" (RedirectUri()).
+  std::string redirect_uri;
+  // PKCE S256 (RFC 7636) on the authorize and code requests; off only for
+  // servers that refuse it.
+  bool pkce = true;
+  // Extra authorize request parameters, e.g. {prompt: consent} for OpenID
+  // servers that drop offline_access without it. Sorted by name.
+  std::vector<std::pair<std::string, std::string>> authorize_params;
+  // The authorization server's issuer identifier: an `iss` in the
+  // authorization response (RFC 9207) must equal it. Empty: base_url +
+  // "/accounts/api/v2/oauth2" (Anypoint's; IssuerOf()).
+  std::string issuer;
+  std::string userinfo_path = "/accounts/api/v2/oauth2/userinfo";
 };
+
+// The redirect URI of user app `app` given the broker's OAuth public URL
+// (`public_url` may be derived from the listener at start): the app's own,
+// else public_url + "/oauth/callback".
+std::string RedirectUri(const AppConfig& app, absl::string_view public_url);
+
+// The issuer an authorization response of `app` must name (RFC 9207).
+std::string IssuerOf(const AppConfig& app);
 
 // Whether two app configs would fetch tokens of the same connected app the
 // same way (config reload keeps the tokens of apps that compare equal): the
@@ -126,6 +152,11 @@ struct ListenConfig {
   // Plain-HTTP admin listener (/metrics, /healthz, /readyz): HOST:PORT or
   // [IPV6]:PORT; empty disables it. Serves no secret or token.
   std::string admin_http = "127.0.0.1:9090";
+  // Plain-HTTP listener of the OAuth browser pages (/oauth/start,
+  // /oauth/callback), to be exposed to browsers (e.g. through an Ingress)
+  // apart from /metrics. HOST:PORT; empty: the pages are served on
+  // admin_http.
+  std::string oauth_http;
   // Plaintext gRPC listener that serves only the standard health service,
   // for the kubelet's native gRPC probes (they cannot speak mTLS): service
   // "liveness" stays SERVING while the broker drains; "readiness" (and "")
@@ -159,6 +190,10 @@ struct AppGrant {
   // never leaves the broker).
   bool get_token = true;
   std::vector<RouteRule> routes;  // Call routes; none: no Call.
+  // User apps: the users (usernames or user ids) whose tokens the caller may
+  // use; "*" (all_users) means every connected user. None: no user.
+  std::vector<std::string> users;  // Sorted.
+  bool all_users = false;
 };
 
 // A caller of the broker and its grants. Deny by default: what is not
@@ -203,6 +238,37 @@ struct AuditConfig {
   bool fail_closed = false;
 };
 
+// The browser flow of user apps (service/http/oauth_flow.h).
+struct OAuthFlowConfig {
+  // Base URL at which browsers reach the OAuth pages, e.g.
+  // "https://tokenbroker.example.com" (no trailing slash). Empty: derived
+  // at start from the bound listener, "http://127.0.0.1:PORT", allowed only
+  // when that listener is on a loopback address (development).
+  std::string public_url;
+  // How long a started sign-in may take until its callback (the `state`).
+  absl::Duration state_ttl = absl::Minutes(10);
+  // How long a link minted by CreateConnectLink stays valid.
+  absl::Duration start_link_ttl = absl::Minutes(10);
+  // Links and sign-ins in progress at once; more are refused.
+  int max_pending = 1000;
+  // Bound on the code exchange and the userinfo request.
+  absl::Duration request_timeout = absl::Seconds(10);
+};
+
+// One key of the grant store's key ring.
+struct StoreKeyConfig {
+  std::string id;    // [A-Za-z0-9._-]{1,32}, unique.
+  std::string file;  // 32 random bytes as 64 hex digits or base64.
+};
+
+// Where the refresh-token grants of user apps are kept (service/store).
+struct GrantStoreConfig {
+  std::string directory;  // Created 0700 if missing.
+  // The first key encrypts new records; all decrypt (rotation).
+  std::vector<StoreKeyConfig> keys;
+  bool enabled() const { return !directory.empty(); }
+};
+
 struct Config {
   std::string path;  // The file it was read from (for messages).
   ListenConfig listen;
@@ -214,6 +280,11 @@ struct Config {
   std::vector<CallerConfig> callers;
   AuditConfig audit;
   LimitsConfig limits;
+  OAuthFlowConfig oauth;
+  GrantStoreConfig grant_store;
+
+  // Whether any app acts on behalf of users.
+  bool HasUserApps() const;
 
   // Returns the app named `name`, or nullptr.
   const AppConfig* FindApp(absl::string_view name) const;

@@ -63,10 +63,12 @@ absl::Status ParseListenSection(const YamlReader& reader, const Field& field,
   ListenConfig* listen = &config->listen;
   FieldMap keys;
   TB_RETURN_IF_ERROR(reader.ReadMap(
-      field, {"grpc", "tls", "admin_http", "probe_grpc"}, &keys));
+      field, {"grpc", "tls", "admin_http", "oauth_http", "probe_grpc"}, &keys));
   // Plain-HTTP and probe listeners: HOST:PORT, or "" to disable one.
   const std::pair<absl::string_view, std::string*> listeners[] = {
-      {"admin_http", &listen->admin_http}, {"probe_grpc", &listen->probe_grpc}};
+      {"admin_http", &listen->admin_http},
+      {"oauth_http", &listen->oauth_http},
+      {"probe_grpc", &listen->probe_grpc}};
   for (const auto& [name, target] : listeners) {
     auto it = keys.find(std::string(name));
     if (it == keys.end()) continue;

@@ -32,6 +32,15 @@ absl::Status ParseListenSection(const YamlReader& reader, const Field& field,
 // cache_section.cc.
 absl::Status ParseCacheSection(const YamlReader& reader, const Field& field,
                                Config* config);
+// user_app_sections.cc: oauth (the browser flow) and grant_store.
+absl::Status ParseOAuthSection(const YamlReader& reader, const Field& field,
+                               Config* config);
+absl::Status ParseGrantStoreSection(const YamlReader& reader,
+                                    const Field& field, Config* config);
+// Checks what user apps need of the rest of the config: a grant store, a
+// listener for the OAuth pages, a redirect URI. Runs after every section.
+absl::Status CheckUserApps(const YamlReader& reader, const YAML::Node& root,
+                           const Config& config);
 // server_sections.cc: the small sections.
 absl::Status ParseUpstreamSection(const YamlReader& reader, const Field& field,
                                   Config* config);

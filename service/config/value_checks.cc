@@ -1,6 +1,7 @@
 #include "service/config/value_checks.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -155,6 +156,50 @@ std::string CheckBaseUrl(absl::string_view url, std::string* normalized) {
   if (!problem.empty()) return absl::StrCat("'", url, "': ", problem, kHint);
   *normalized = absl::StrCat(scheme, "://", rest);
   return "";
+}
+
+bool IsLoopbackBaseUrl(absl::string_view normalized) {
+  absl::string_view rest = normalized;
+  size_t sep = rest.find("://");
+  if (sep != absl::string_view::npos) rest.remove_prefix(sep + 3);
+  absl::string_view host = rest;
+  if (absl::StartsWith(host, "[")) {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  host = absl::StripSuffix(host, ".");
+  return absl::EqualsIgnoreCase(host, "localhost") || host == "[::1]" ||
+         absl::StartsWith(host, "127.");
+}
+
+std::string CheckPublicUrl(absl::string_view url, std::string* normalized) {
+  std::string candidate;
+  if (std::string problem = CheckBaseUrl(url, &candidate); !problem.empty()) {
+    return problem;
+  }
+  if (!absl::StartsWith(candidate, "https://") &&
+      !IsLoopbackBaseUrl(candidate)) {
+    return absl::StrCat("'", url,
+                        "' must use https:// (browsers carry the sign-in "
+                        "cookie and the authorization code through it); "
+                        "http:// is allowed only for a loopback host");
+  }
+  *normalized = std::move(candidate);
+  return "";
+}
+
+std::string CheckRedirectUri(absl::string_view uri) {
+  constexpr absl::string_view kCallback = "/oauth/callback";
+  absl::string_view base = uri;
+  if (!absl::ConsumeSuffix(&base, kCallback)) {
+    return absl::StrCat("'", uri,
+                        "' must be the broker's callback, "
+                        "http(s)://HOST[:PORT]/oauth/callback, with no query "
+                        "or fragment");
+  }
+  std::string normalized;
+  return CheckPublicUrl(base, &normalized);
 }
 
 }  // namespace config_internal

@@ -44,6 +44,18 @@ std::string CheckUrlPath(absl::string_view path);
 // a password).
 std::string CheckBaseUrl(absl::string_view url, std::string* normalized);
 
+// Whether the host of a normalized base URL (CheckBaseUrl) is a loopback
+// address or "localhost".
+bool IsLoopbackBaseUrl(absl::string_view normalized);
+
+// The public URL of the OAuth pages: as CheckBaseUrl, and https unless the
+// host is loopback (session cookies and codes travel through it).
+std::string CheckPublicUrl(absl::string_view url, std::string* normalized);
+
+// A user app's redirect URI: a public URL (CheckPublicUrl) followed by
+// exactly "/oauth/callback", the broker's callback; no query or fragment.
+std::string CheckRedirectUri(absl::string_view uri);
+
 }  // namespace config_internal
 }  // namespace tokenbroker
 

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -58,10 +59,26 @@ apps:
     authorize_path: /oauth/authorize
     send_scope: true
     client_auth: client_secret_basic
+    redirect_uri: https://broker.example.com/oauth/callback
+    pkce: false
+    authorize_params: {prompt: consent, access_type: offline}
+    issuer: https://emulator.local:8081/issuer
+    userinfo_path: /oauth/userinfo
   - name: alpha
     control_plane: eu
     client_id: alpha-id
     client_secret: {file: /run/secrets/alpha}
+grant_store:
+  directory: /var/lib/tokenbroker/grants
+  keys:
+    - {id: k2, file: /etc/store/k2}
+    - {id: k1, file: /etc/store/k1}
+oauth:
+  public_url: https://broker.example.com/
+  state_ttl: 5m
+  start_link_ttl: 2h
+  max_pending: 50
+  request_timeout: 4s
 )yaml";
 
 TEST(ParseConfigTest, FullConfigParsesToExpectedStruct) {
@@ -117,6 +134,28 @@ TEST(ParseConfigTest, FullConfigParsesToExpectedStruct) {
   EXPECT_EQ(zeta.authorize_path, "/oauth/authorize");
   EXPECT_TRUE(zeta.send_scope);
   EXPECT_EQ(zeta.client_auth, ClientAuthMethod::kClientSecretBasic);
+  EXPECT_EQ(zeta.redirect_uri, "https://broker.example.com/oauth/callback");
+  EXPECT_FALSE(zeta.pkce);
+  EXPECT_THAT(zeta.authorize_params,
+              ElementsAre(std::make_pair("access_type", "offline"),
+                          std::make_pair("prompt", "consent")));
+  EXPECT_EQ(zeta.issuer, "https://emulator.local:8081/issuer");
+  EXPECT_EQ(zeta.userinfo_path, "/oauth/userinfo");
+  EXPECT_TRUE(alpha.pkce);
+  EXPECT_EQ(IssuerOf(alpha),
+            "https://eu1.anypoint.mulesoft.com"
+            "/accounts/api/v2/oauth2");
+
+  EXPECT_EQ(config->grant_store.directory, "/var/lib/tokenbroker/grants");
+  ASSERT_EQ(config->grant_store.keys.size(), 2u);
+  EXPECT_EQ(config->grant_store.keys[0].id, "k2");
+  EXPECT_EQ(config->grant_store.keys[1].file, "/etc/store/k1");
+  EXPECT_EQ(config->oauth.public_url, "https://broker.example.com");
+  EXPECT_EQ(config->oauth.state_ttl, absl::Minutes(5));
+  EXPECT_EQ(config->oauth.start_link_ttl, absl::Hours(2));
+  EXPECT_EQ(config->oauth.max_pending, 50);
+  EXPECT_EQ(config->oauth.request_timeout, absl::Seconds(4));
+  EXPECT_TRUE(config->HasUserApps());
 
   EXPECT_EQ(config->FindApp("zeta"), &config->apps[1]);
   EXPECT_EQ(config->FindApp("alpha"), &config->apps[0]);
@@ -336,8 +375,7 @@ std::vector<ErrorCase> ErrorCases() {
       {"DefaultLifetimeAboveMax", app + "cache:\n  max_lifetime: 30m\n",
        "bad.yaml:7: cache.max_lifetime:",
        "cache.default_lifetime (1h) must not exceed cache.max_lifetime (30m)"},
-      {"MinLifetimeAboveDefaultLifetime",
-       app + "cache:\n  min_lifetime: 2h\n",
+      {"MinLifetimeAboveDefaultLifetime", app + "cache:\n  min_lifetime: 2h\n",
        "bad.yaml:7: cache.min_lifetime:",
        "cache.min_lifetime (2h) must not exceed cache.default_lifetime (1h)"},
       {"MinLifetimeZero", app + "cache:\n  min_lifetime: 0s\n",
