@@ -151,6 +151,7 @@ void AppendAuditRecordJson(const AuditRecord& record, std::string& out) {
   AppendField(out, "peer", record.peer);
   AppendField(out, "rpc", record.rpc);
   if (!record.app.empty()) AppendField(out, "app", record.app);
+  if (!record.user.empty()) AppendField(out, "user", record.user);
   if (!record.scopes.empty()) {
     out.append(",\"scopes\":[");
     for (size_t i = 0; i < record.scopes.size(); ++i) {

@@ -22,13 +22,17 @@ namespace tokenbroker {
 // service/common/token_fingerprint.h).
 struct AuditRecord {
   absl::Time time;
-  std::string event;      // "decision", "use", "revoke", "reload".
+  // "decision", "use", "revoke", "reload", "connect" (a user's sign-in
+  // through the OAuth pages, allowed or refused).
+  std::string event;
   std::string caller;     // Configured caller name ("-" if unknown).
   std::string auth;       // "mtls", "bearer", "anonymous" or "none".
   std::string principal;  // SPIFFE id, CN or key fingerprint.
   std::string peer;       // Transport address.
   std::string rpc;        // e.g. "TokenBroker.GetToken".
   std::string app;
+  // The user of a user app the request acts for (username, else user id).
+  std::string user;
   std::vector<std::string> scopes;
   std::string http_method;  // Call only.
   std::string path;         // Call only, without its query string.

@@ -1,7 +1,10 @@
 #include "service/upstream/oauth_response.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -10,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "service/common/retry_info.h"
+#include "service/common/status_macros.h"
 
 namespace tokenbroker {
 namespace {
@@ -186,6 +190,29 @@ absl::Status OAuthErrorStatus(const HttpResponse& response, absl::Time now,
 absl::StatusOr<Token> ParseTokenResponse(const HttpResponse& response,
                                          absl::Time now,
                                          const TokenParseOptions& options) {
+  TB_ASSIGN_OR_RETURN(UserTokenResponse parsed,
+                      ParseUserTokenResponse(response, now, options));
+  return std::move(parsed.token);
+}
+
+UserTokenResponse::UserTokenResponse(UserTokenResponse&& other) noexcept
+    : token(std::move(other.token)),
+      refresh_token(std::move(other.refresh_token)),
+      scope_present(other.scope_present) {}
+
+UserTokenResponse::~UserTokenResponse() {
+  OPENSSL_cleanse(refresh_token.data(), refresh_token.size());
+}
+
+std::string OAuthErrorCode(const HttpResponse& response) {
+  const nlohmann::json json = ParseJson(response.body);
+  if (json.is_discarded() || !json.is_object()) return "";
+  return SanitizeForMessage(JsonString(json, "error"), 64);
+}
+
+absl::StatusOr<UserTokenResponse> ParseUserTokenResponse(
+    const HttpResponse& response, absl::Time now,
+    const TokenParseOptions& options) {
   if (response.status < 200 || response.status >= 300) {
     return OAuthErrorStatus(response, now, options.app, "token");
   }
@@ -199,7 +226,8 @@ absl::StatusOr<Token> ParseTokenResponse(const HttpResponse& response,
   if (!json.is_object()) {
     return absl::UnavailableError(absl::StrCat(prefix, "not a JSON object"));
   }
-  Token token;
+  UserTokenResponse parsed;
+  Token& token = parsed.token;
   token.access_token = JsonString(json, "access_token");
   if (token.access_token.empty()) {
     return absl::UnavailableError(
@@ -262,7 +290,9 @@ absl::StatusOr<Token> ParseTokenResponse(const HttpResponse& response,
   token.token_type = "Bearer";
   token.issued_at = now;
   token.expires_at = now + lifetime;
-  return token;
+  parsed.scope_present = json.contains("scope");
+  parsed.refresh_token = JsonString(json, "refresh_token");
+  return parsed;
 }
 
 }  // namespace tokenbroker

@@ -57,6 +57,31 @@ absl::StatusOr<Token> ParseTokenResponse(const HttpResponse& response,
                                          absl::Time now,
                                          const TokenParseOptions& options);
 
+// A token answer of the authorization_code or refresh_token grant: the
+// access token and, when the server issued one, a (new) refresh token. The
+// refresh token is a secret: cleared when destroyed, never printed.
+struct UserTokenResponse {
+  UserTokenResponse() = default;
+  UserTokenResponse(UserTokenResponse&& other) noexcept;
+  UserTokenResponse& operator=(UserTokenResponse&&) = delete;
+  ~UserTokenResponse();
+
+  Token token;
+  std::string refresh_token;  // Empty: none issued (keep the old one).
+  // Whether the answer had `scope`; without it the granted scopes are the
+  // requested ones (RFC 6749 5.1).
+  bool scope_present = false;
+};
+
+// ParseTokenResponse() that also keeps `refresh_token`.
+absl::StatusOr<UserTokenResponse> ParseUserTokenResponse(
+    const HttpResponse& response, absl::Time now,
+    const TokenParseOptions& options);
+
+// The OAuth `error` code of an error answer (e.g. "invalid_grant"),
+// sanitized; empty if the body is not an OAuth error object.
+std::string OAuthErrorCode(const HttpResponse& response);
+
 // The status for a non-2xx answer of an OAuth endpoint (token or revoke), as
 // described for ParseTokenResponse(). `endpoint` names it in the message
 // ("token", "revoke"). Returns OK for a 2xx status.
