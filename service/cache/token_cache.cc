@@ -91,8 +91,15 @@ bool IsRejection(const absl::Status& error) {
 }  // namespace
 
 std::string CacheKey(const TokenRequest& request) {
-  // '\x1f' (unit separator) cannot appear in app names or scopes.
-  return absl::StrCat(request.app, "\x1f", absl::StrJoin(request.scopes, " "));
+  // '\x1f' (unit separator) cannot appear in app names or scopes, so the
+  // first two separators are always where the app and the scopes end and
+  // the user id (last, whatever it holds) cannot make two keys collide.
+  if (request.user.empty()) {
+    return absl::StrCat(request.app, "\x1f",
+                        absl::StrJoin(request.scopes, " "));
+  }
+  return absl::StrCat(request.app, "\x1f", absl::StrJoin(request.scopes, " "),
+                      "\x1f", request.user);
 }
 
 TokenCache::TokenCache(TokenSource& source, const Clock& clock,
@@ -371,20 +378,38 @@ void TokenCache::Invalidate(const TokenRequest& request,
 }
 
 std::vector<TokenPtr> TokenCache::DropApp(absl::string_view app) {
+  return DropWhere(
+      [app](const TokenRequest& request) { return request.app == app; },
+      absl::StrCat("the token of app ", app,
+                   " was revoked; ask again for a new one"));
+}
+
+std::vector<TokenPtr> TokenCache::DropUser(absl::string_view app,
+                                           absl::string_view user) {
+  return DropWhere(
+      [app, user](const TokenRequest& request) {
+        return request.app == app && request.user == user;
+      },
+      absl::StrCat("the user's grant of app ", app,
+                   " changed or was revoked; ask again"));
+}
+
+std::vector<TokenPtr> TokenCache::DropWhere(
+    const std::function<bool(const TokenRequest&)>& matches,
+    const std::string& message) {
   std::vector<TokenPtr> dropped;
   Pending pending;
   {
     absl::MutexLock lock(&mu_);
     std::vector<std::string> keys;
     for (const auto& [key, entry] : entries_) {
-      if (entry->request.app == app) keys.push_back(key);
+      if (matches(entry->request)) keys.push_back(key);
     }
+    const absl::Status revoked = absl::AbortedError(message);
     for (const std::string& key : keys) {
       auto it = entries_.find(key);
       Entry& entry = *it->second;
       if (entry.token != nullptr) dropped.push_back(entry.token);
-      absl::Status revoked = absl::AbortedError(absl::StrCat(
-          "the token of app ", app, " was revoked; ask again for a new one"));
       for (auto& [id, waiter] : entry.waiters) {
         pending.completions.emplace_back(std::move(waiter), revoked);
       }
@@ -558,6 +583,7 @@ std::vector<TokenEntryInfo> TokenCache::Snapshot() const {
     TokenEntryInfo info;
     info.app = entry->request.app;
     info.scopes = entry->request.scopes;
+    info.user = entry->request.user;
     if (entry->token != nullptr) {
       info.valid = entry->token->expires_at > now;
       info.valid_until = entry->token->expires_at;

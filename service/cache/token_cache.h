@@ -38,6 +38,7 @@ std::string CacheKey(const TokenRequest& request);
 struct TokenEntryInfo {
   std::string app;
   std::vector<std::string> scopes;
+  std::string user;  // User id, for user apps.
   bool valid = false;
   absl::Time valid_until = absl::InfinitePast();
   absl::Time last_refresh = absl::InfinitePast();
@@ -158,6 +159,9 @@ class TokenCache final : public TokenProvider,
   // Drops every entry of `app`; waiters get CANCELLED. Returns the tokens
   // that were cached (to be revoked upstream).
   std::vector<TokenPtr> DropApp(absl::string_view app);
+  // The same for the entries of one user (id) of a user app: its grant was
+  // replaced, revoked or refused.
+  std::vector<TokenPtr> DropUser(absl::string_view app, absl::string_view user);
 
   // The earliest time a scheduled refresh is due (InfiniteFuture if none).
   absl::Time NextDue() const;
@@ -205,6 +209,9 @@ class TokenCache final : public TokenProvider,
   void OnFetchDone(const std::string& key, uint64_t generation,
                    absl::StatusOr<Token> result);
   void RunPending(Pending& pending) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<TokenPtr> DropWhere(
+      const std::function<bool(const TokenRequest&)>& matches,
+      const std::string& message) ABSL_LOCKS_EXCLUDED(mu_);
 
   TokenSource& source_;
   const Clock& clock_;

@@ -72,7 +72,10 @@ ResolvedTokenRequest MakeTokenRequest(const AppConfig& app,
   ResolvedTokenRequest resolved;
   resolved.app = &app;
   resolved.upstream.app = app.name;
-  if (app.send_scope) {
+  // A user app's key is its grant: every refresh of one grant goes through
+  // one cache entry (one refresh at a time), and the token carries every
+  // scope the user granted.
+  if (app.send_scope && app.grant_type != GrantType::kAuthorizationCode) {
     resolved.upstream.scopes = scopes.empty() ? app.scopes : scopes;
   }
   return resolved;

@@ -16,7 +16,9 @@
 #include "service/common/clock.h"
 #include "service/config/config.h"
 #include "service/upstream/http_client.h"
+#include "service/upstream/oauth_response.h"
 #include "service/upstream/token_source.h"
+#include "service/users/user_grants.h"
 
 namespace tokenbroker {
 
@@ -37,8 +39,14 @@ struct OAuthTokenSourceOptions {
 // server: Anypoint by default, any compliant server through the app's
 // endpoint paths, `send_scope` and `client_auth`.
 //
-// Only the client_credentials grant is implemented; Fetch() for
-// authorization_code apps answers FAILED_PRECONDITION for now.
+// Apps acting on their own behalf use the client_credentials grant. Apps
+// acting on behalf of users (authorization_code) use the refresh_token grant
+// with the refresh token of the request's user from `grants`: a rotated
+// refresh token is stored (UserGrants::StoreRotated) before the new access
+// token is handed on; `invalid_grant` marks the user's grant as needing
+// re-authorization and answers FAILED_PRECONDITION saying to connect the
+// user again. Without `grants` (no grant store configured) user apps answer
+// FAILED_PRECONDITION.
 //
 // Credentials are resolved (ResolveSecret) at every request, so a rotated
 // secret file is picked up without a reload. A resolution failure is
@@ -52,7 +60,8 @@ struct OAuthTokenSourceOptions {
 class OAuthTokenSource final : public TokenSource {
  public:
   OAuthTokenSource(HttpClient& http, const Clock& clock,
-                   OAuthTokenSourceOptions options);
+                   OAuthTokenSourceOptions options,
+                   UserGrants* grants = nullptr);
 
   // Replaces the known apps (config reload). Requests already sent keep the
   // config they started with.
@@ -62,10 +71,12 @@ class OAuthTokenSource final : public TokenSource {
   void Fetch(const TokenRequest& request, TokenCallback done) override;
 
   // Revokes `token` of `app` at the app's revoke endpoint (RFC 7009) with the
-  // app's client credentials. `done` receives OK for any 2xx answer, else the
-  // errors of Fetch().
+  // app's client credentials; `token_type_hint` ("access_token",
+  // "refresh_token") is sent when not empty. `done` receives OK for any 2xx
+  // answer, else the errors of Fetch().
   void Revoke(const std::string& app, const std::string& token,
-              absl::AnyInvocable<void(absl::Status)> done);
+              absl::AnyInvocable<void(absl::Status)> done,
+              absl::string_view token_type_hint = "");
 
  private:
   using FormFields = std::vector<std::pair<std::string, std::string>>;
@@ -85,9 +96,20 @@ class OAuthTokenSource final : public TokenSource {
                     std::vector<std::string> default_scopes,
                     TokenCallback done);
 
+  // The refresh_token grant for the user `request.user` of user app `app`.
+  void FetchForUser(std::shared_ptr<const AppConfig> app,
+                    const TokenRequest& request, TokenCallback done);
+  // Handles the answer of a refresh: stores a rotated refresh token first.
+  void OnUserTokenAnswer(const AppConfig& app, const std::string& user_id,
+                         RefreshCredential credential,
+                         absl::StatusOr<HttpResponse> response,
+                         TokenCallback done);
+  TokenParseOptions ParseOptions(const AppConfig& app) const;
+
   HttpClient& http_;
   const Clock& clock_;
   const OAuthTokenSourceOptions options_;
+  UserGrants* const grants_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const AppConfig>> apps_

@@ -23,10 +23,13 @@ struct Token {
 };
 
 // What to fetch: an app and the sorted, de-duplicated scopes requested
-// upstream (empty for client-credentials apps on Anypoint).
+// upstream (empty for client-credentials apps on Anypoint, and for user
+// apps, whose refresh gives the token every scope the user granted), and
+// for a user app, whose token: the Anypoint user id.
 struct TokenRequest {
   std::string app;
   std::vector<std::string> scopes;
+  std::string user;  // Empty for apps acting on their own behalf.
 };
 
 using TokenCallback = absl::AnyInvocable<void(absl::StatusOr<Token>)>;
