@@ -1,0 +1,71 @@
+#include "service/store/grant_store.h"
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/store/store_test_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tokenbroker {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::tokenbroker::testing::IsOk;
+using ::tokenbroker::testing::SampleGrant;
+using ::tokenbroker::testing::StatusIs;
+
+TEST(ValidateGrantTest, AcceptsACompleteGrantAndAnEmptyRefreshToken) {
+  UserGrant grant = SampleGrant("app", "user");
+  EXPECT_THAT(ValidateGrant(grant), IsOk());
+  grant.refresh_token.clear();
+  grant.needs_reauthorization = true;
+  EXPECT_THAT(ValidateGrant(grant), IsOk());
+  grant.username = "Zoë";
+  EXPECT_THAT(ValidateGrant(grant), IsOk());
+}
+
+TEST(ValidateGrantTest, RefusesBadKeysAndTokensWithoutQuotingTheToken) {
+  struct Case {
+    void (*change)(UserGrant*);
+    const char* what;
+  };
+  const Case cases[] = {
+      {[](UserGrant* g) { g->app.clear(); }, "app is empty"},
+      {[](UserGrant* g) { g->user_id.clear(); }, "user_id is empty"},
+      {[](UserGrant* g) { g->app = std::string(257, 'a'); }, "longer than 256"},
+      {[](UserGrant* g) { g->user_id = std::string("a\0b", 3); }, "NUL"},
+      {[](UserGrant* g) { g->app = "\xc0\xae"; }, "app is not valid UTF-8"},
+      {[](UserGrant* g) { g->username = "\xff"; }, "username"},
+      {[](UserGrant* g) { g->scopes.push_back("\xed\xa0\x80"); }, "scope"},
+      {[](UserGrant* g) { g->reauthorization_reason = "\x80"; }, "reason"},
+      {[](UserGrant* g) { g->refresh_token += "\n"; }, "refresh_token"},
+      {[](UserGrant* g) { g->refresh_token += "\xc3\xa9"; }, "refresh_token"},
+      {[](UserGrant* g) { g->refresh_token += std::string(1, '\0'); },
+       "refresh_token"},
+  };
+  for (const Case& c : cases) {
+    UserGrant grant = SampleGrant("app", "user");
+    c.change(&grant);
+    EXPECT_THAT(ValidateGrant(grant),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr(c.what), Not(HasSubstr("rt-SECRET")))))
+        << c.what;
+  }
+  EXPECT_THAT(ValidateGrantKey("app", ""),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(UserGrantTest, PrintToLeavesTheRefreshTokenOut) {
+  UserGrant grant = SampleGrant("app", "user-1");
+  std::string printed = ::testing::PrintToString(grant);
+  EXPECT_THAT(printed, AllOf(HasSubstr("app"), HasSubstr("user-1"),
+                             HasSubstr("view:environment"),
+                             Not(HasSubstr(grant.refresh_token))));
+}
+
+}  // namespace
+}  // namespace tokenbroker
