@@ -1,5 +1,7 @@
 #include "service/app/broker_server.h"
 
+#include <openssl/crypto.h>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -7,6 +9,8 @@
 #include "service/app/config_diff.h"
 #include "service/common/log.h"
 #include "service/common/status_macros.h"
+#include "service/store/file_grant_store.h"
+#include "service/store/sealed_box.h"
 #include "service/upstream/curl_http_client.h"
 
 namespace tokenbroker {
@@ -91,8 +95,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
       std::make_unique<CountingAuditSink>(*deps.audit, *server->metrics_);
   server->audit_ = server->counting_audit_.get();
 
+  if (config.grant_store.enabled()) {
+    TB_RETURN_IF_ERROR(server->OpenGrantStore(config.grant_store));
+  }
   server->source_ = std::make_unique<OAuthTokenSource>(
-      *server->token_http_, *server->clock_, source_options);
+      *server->token_http_, *server->clock_, source_options,
+      server->user_grants_.get());
   server->source_->SetApps(config.apps);
   if (deps.start_refresher) {
     server->refresher_ = std::make_unique<Refresher>(*server->clock_);
@@ -127,10 +135,10 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
   });
   server->token_service_ = std::make_unique<TokenBrokerService>(
       *server->config_, *server->cache_, *server->proxy_, *server->active_,
-      *server->audit_, *server->clock_);
+      *server->audit_, *server->clock_, server->user_grants_.get());
   server->admin_service_ = std::make_unique<BrokerAdminService>(
       *server->config_, *server->cache_, *server, *server->audit_,
-      *server->clock_);
+      *server->clock_, server->user_grants_.get());
   server->grpc_ = std::make_unique<GrpcServer>(
       *server->token_service_, *server->admin_service_, *server->metrics_);
   return server;
@@ -146,6 +154,9 @@ BrokerServer::~BrokerServer() {
   // the cache and proxy they report to are alive.
   owned_call_http_.reset();
   owned_token_http_.reset();
+  // Rotations queued by those exchanges complete their fetches now, while
+  // the cache and everything its hooks reach are alive.
+  if (user_grants_ != nullptr) user_grants_->Drain();
 }
 
 absl::Status BrokerServer::Start(const std::string& listen_address) {
@@ -160,9 +171,47 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
 void BrokerServer::Revoke(const std::string& app,
                           absl::AnyInvocable<void(absl::StatusOr<int>)> done) {
   std::vector<TokenPtr> tokens = cache_->DropApp(app);
-  int count = static_cast<int>(tokens.size());
-  if (count == 0) {
-    done(0);
+  const int count = static_cast<int>(tokens.size());
+  std::vector<Revocation> revocations;
+  for (const TokenPtr& token : tokens) {
+    revocations.push_back({token->access_token, "", token->fingerprint});
+  }
+  RevokeAtServer(app, std::move(revocations), count, std::move(done));
+}
+
+void BrokerServer::RevokeUser(
+    const std::string& app, const std::string& user_id,
+    absl::AnyInvocable<void(absl::StatusOr<int>)> done) {
+  if (user_grants_ == nullptr) {
+    done(absl::FailedPreconditionError("no grant_store is configured"));
+    return;
+  }
+  absl::StatusOr<std::string> refresh_token =
+      user_grants_->Remove(app, user_id);
+  if (!refresh_token.ok()) {
+    done(refresh_token.status());
+    return;
+  }
+  std::vector<TokenPtr> tokens = cache_->DropUser(app, user_id);
+  const int count = static_cast<int>(tokens.size());
+  // The refresh token first: revoking it revokes the grant (RFC 7009 2.1),
+  // access tokens included on most servers; theirs are revoked too.
+  std::vector<Revocation> revocations;
+  revocations.push_back(
+      {*std::move(refresh_token), "refresh_token", "the user's refresh token"});
+  for (const TokenPtr& token : tokens) {
+    revocations.push_back(
+        {token->access_token, "access_token", token->fingerprint});
+  }
+  LogInfo("user grant deleted", {{"app", app}});
+  RevokeAtServer(app, std::move(revocations), count, std::move(done));
+}
+
+void BrokerServer::RevokeAtServer(
+    const std::string& app, std::vector<Revocation> revocations, int count,
+    absl::AnyInvocable<void(absl::StatusOr<int>)> done) {
+  if (revocations.empty()) {
+    done(count);
     return;
   }
   // Completed by the last revocation to answer.
@@ -175,20 +224,20 @@ void BrokerServer::Revoke(const std::string& app,
   auto pending = std::make_shared<Pending>();
   {
     absl::MutexLock lock(&pending->mu);
-    pending->remaining = count;
+    pending->remaining = static_cast<int>(revocations.size());
   }
   pending->done = std::move(done);
-  for (const TokenPtr& token : tokens) {
-    std::string fingerprint = token->fingerprint;
+  for (Revocation& revocation : revocations) {
     source_->Revoke(
-        app, token->access_token,
-        [pending, count, app, fingerprint](absl::Status status) {
+        app, revocation.token,
+        [pending, count, app,
+         what = std::move(revocation.what)](absl::Status status) {
           std::vector<std::string> failures;
           {
             absl::MutexLock lock(&pending->mu);
             if (!status.ok()) {
               pending->failures.push_back(
-                  absl::StrCat(fingerprint, ": ", status.message()));
+                  absl::StrCat(what, ": ", status.message()));
             }
             if (--pending->remaining > 0) return;
             failures = pending->failures;
@@ -206,8 +255,56 @@ void BrokerServer::Revoke(const std::string& app,
                 failures.size(), " (", absl::StrJoin(failures, "; "),
                 "); they stay usable upstream until they expire")));
           }
-        });
+        },
+        revocation.hint);
+    OPENSSL_cleanse(revocation.token.data(), revocation.token.size());
   }
+}
+
+absl::StatusOr<BrokerControl::ConnectLink> BrokerServer::CreateConnectLink(
+    const std::string& app, const std::string& minted_by) {
+  return absl::FailedPreconditionError(
+      "the OAuth sign-in pages are not served by this broker");
+}
+
+absl::Status BrokerServer::OpenGrantStore(const GrantStoreConfig& config) {
+  std::vector<SealKey> keys;
+  for (const StoreKeyConfig& key : config.keys) {
+    absl::StatusOr<SealKey> read = ReadSealKeyFile(key.id, key.file);
+    if (!read.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "grant_store: key ", key.id, ": ", read.status().message()));
+    }
+    keys.push_back(*std::move(read));
+  }
+  absl::StatusOr<std::shared_ptr<const KeyRing>> ring =
+      KeyRing::Create(std::move(keys));
+  if (!ring.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("grant_store: ", ring.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<FileGrantStore>> store =
+      FileGrantStore::Open(config.directory, *std::move(ring));
+  if (!store.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("grant_store: ", store.status().message()));
+  }
+  grant_store_ = *std::move(store);
+  user_grants_ = std::make_unique<UserGrants>(*grant_store_, *clock_);
+  std::vector<std::string> problems = user_grants_->Load();
+  for (const std::string& problem : problems) {
+    // The other grants load; this one stays on disk for an operator.
+    LogError(
+        absl::StrCat("grant store: a grant could not be read and is "
+                     "skipped (its user must connect again, or restore "
+                     "the record or its key): ",
+                     problem));
+  }
+  grant_store_problems_ = static_cast<int>(problems.size());
+  LogInfo("grant store opened", {{"directory", config.directory},
+                                 {"grants", user_grants_->List().size()},
+                                 {"unreadable", problems.size()}});
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ReloadSummary> BrokerServer::Reload() {

@@ -23,9 +23,11 @@
 #include "service/metrics/broker_metrics.h"
 #include "service/metrics/instrumented.h"
 #include "service/proxy/proxy.h"
+#include "service/store/grant_store.h"
 #include "service/upstream/curl_http_client.h"
 #include "service/upstream/http_client.h"
 #include "service/upstream/oauth_token_source.h"
+#include "service/users/user_grants.h"
 
 namespace tokenbroker {
 
@@ -78,6 +80,10 @@ class BrokerServer final : public BrokerControl {
   // BrokerControl.
   void Revoke(const std::string& app,
               absl::AnyInvocable<void(absl::StatusOr<int>)> done) override;
+  void RevokeUser(const std::string& app, const std::string& user_id,
+                  absl::AnyInvocable<void(absl::StatusOr<int>)> done) override;
+  absl::StatusOr<ConnectLink> CreateConnectLink(
+      const std::string& app, const std::string& minted_by) override;
   absl::StatusOr<ReloadSummary> Reload() override;
 
   // Whether Shutdown() has begun (readiness is false from then on).
@@ -87,12 +93,27 @@ class BrokerServer final : public BrokerControl {
   void FlushAudit() { audit_->Flush(); }
 
   TokenCache& cache() { return *cache_; }
+  // The user grants; nullptr without grant_store.
+  UserGrants* user_grants() { return user_grants_.get(); }
   BrokerMetrics& metrics() { return *metrics_; }
   const ConfigStore& config() const { return *config_; }
 
  private:
   BrokerServer() = default;
   void OnFetch(const TokenRequest& request, const absl::Status& status);
+  // Opens the grant store of `config` and loads its grants; problems with
+  // single records are logged, not fatal.
+  absl::Status OpenGrantStore(const GrantStoreConfig& config);
+  // Revokes `tokens` of `app` at the server; `done` gets `count` or
+  // UNAVAILABLE naming what the server did not confirm.
+  struct Revocation {
+    std::string token;  // Cleared once handed to the token source.
+    std::string hint;   // RFC 7009 token_type_hint, or empty.
+    std::string what;   // Names it in messages (a fingerprint).
+  };
+  void RevokeAtServer(const std::string& app,
+                      std::vector<Revocation> revocations, int count,
+                      absl::AnyInvocable<void(absl::StatusOr<int>)> done);
 
   std::unique_ptr<Clock> owned_clock_;
   const Clock* clock_ = nullptr;
@@ -109,6 +130,12 @@ class BrokerServer final : public BrokerControl {
   std::unique_ptr<ConfigStore> config_;
   std::unique_ptr<AuditSink> owned_audit_;
   AuditSink* audit_ = nullptr;
+  // The user grants of user apps (null without a grant store); before the
+  // token source, which reads them. ~BrokerServer drains their writes while
+  // the cache they complete is alive.
+  std::unique_ptr<GrantStore> grant_store_;
+  std::unique_ptr<UserGrants> user_grants_;
+  int grant_store_problems_ = 0;  // Unreadable records at start.
   std::unique_ptr<OAuthTokenSource> source_;
   std::unique_ptr<Refresher> refresher_;  // Null when deps turned it off.
   std::unique_ptr<TokenCache> cache_;

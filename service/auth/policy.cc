@@ -89,6 +89,8 @@ absl::StatusOr<ResolvedTokenRequest> PickApp(
     const std::vector<std::string>& scopes) {
   const AppConfig* chosen = nullptr;
   for (const AppConfig& candidate : config.apps) {
+    // Acting as a person is never picked implicitly.
+    if (candidate.grant_type == GrantType::kAuthorizationCode) continue;
     if (!AuthorizeToken(caller, candidate, scopes).ok()) continue;
     if (chosen == nullptr || candidate.scopes.size() < chosen->scopes.size()) {
       chosen = &candidate;  // Apps are sorted by name: ties keep the first.
@@ -177,6 +179,30 @@ absl::StatusOr<ResolvedTokenRequest> AuthorizeCallRequest(
   TB_RETURN_IF_ERROR(FindGranted(caller, config, app, &found));
   TB_RETURN_IF_ERROR(AuthorizeCall(caller, *found, *normalized, method, path));
   return MakeTokenRequest(*found, *normalized);
+}
+
+bool GrantCoversUser(const AppGrant& grant, absl::string_view user_id,
+                     absl::string_view username) {
+  if (grant.all_users) return true;
+  for (const std::string& user : grant.users) {
+    if (user == user_id || (!username.empty() && user == username)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::Status AuthorizeUser(const CallerConfig& caller, absl::string_view app,
+                           absl::string_view user_id,
+                           absl::string_view username) {
+  const AppGrant* grant = caller.FindGrant(app);
+  if (grant != nullptr && GrantCoversUser(*grant, user_id, username)) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "caller ", caller.name, " may not act for user ",
+      username.empty() ? user_id : username, " of app ", app,
+      "; its grant names the users it may act for (users: [...])"));
 }
 
 absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc) {

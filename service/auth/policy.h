@@ -30,7 +30,8 @@ namespace tokenbroker {
 // the scope rule, and returns the token request to serve. `app` empty (only
 // GetToken allows it): the app with the fewest scopes (then the first by
 // name) that the caller may get a token of with `scopes`; if there is none,
-// the message lists only the caller's own grants.
+// the message lists only the caller's own grants. User apps are never
+// picked for an empty `app`.
 // Errors: INVALID_ARGUMENT, PERMISSION_DENIED (also for an unknown app). The
 // returned pointer is valid as long as `config` is.
 absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRequest(
@@ -58,6 +59,18 @@ absl::Status AuthorizeToken(const CallerConfig& caller, const AppConfig& app,
 absl::Status AuthorizeCall(const CallerConfig& caller, const AppConfig& app,
                            const std::vector<std::string>& scopes,
                            absl::string_view method, absl::string_view path);
+
+// May `caller` act for the user `user_id` (`username`) of the user app
+// `app`? Needs a grant for the app that names the user by id or username,
+// or allows every user ("*"). The message names the user as the caller
+// asked for it, never others.
+absl::Status AuthorizeUser(const CallerConfig& caller, absl::string_view app,
+                           absl::string_view user_id,
+                           absl::string_view username);
+
+// Whether the grant allows acting for the user.
+bool GrantCoversUser(const AppGrant& grant, absl::string_view user_id,
+                     absl::string_view username);
 
 // May `caller` use the BrokerAdmin RPC `rpc`? Needs `admin: true`.
 absl::Status AuthorizeAdmin(const CallerConfig& caller, absl::string_view rpc);

@@ -34,17 +34,85 @@ absl::Status AuthorizeAdminRequest(RequestContext& request,
   return absl::OkStatus();
 }
 
+void FillTokenState(const TokenEntryInfo& info, pb::TokenState* state) {
+  for (const std::string& scope : info.scopes) state->add_scopes(scope);
+  state->set_valid(info.valid);
+  if (info.valid_until != absl::InfinitePast()) {
+    *state->mutable_valid_until() = ToTimestamp(info.valid_until);
+  }
+  if (info.last_refresh != absl::InfinitePast()) {
+    *state->mutable_last_refresh() = ToTimestamp(info.last_refresh);
+  }
+  if (info.next_refresh != absl::InfiniteFuture()) {
+    *state->mutable_next_refresh() = ToTimestamp(info.next_refresh);
+  }
+  if (!info.last_error.ok()) {
+    state->set_last_error(std::string(info.last_error.message()));
+  }
+  state->set_refreshes(info.refreshes);
+  state->set_failures(info.failures);
+  state->set_token_fingerprint(info.token_fingerprint);
+}
+
+void FillUserGrant(const UserGrantSummary& grant,
+                   const std::vector<TokenEntryInfo>& entries,
+                   pb::UserGrantInfo* out) {
+  out->set_user_id(grant.user_id);
+  out->set_username(grant.username);
+  for (const std::string& scope : grant.scopes) out->add_scopes(scope);
+  if (grant.connected_at != absl::InfinitePast()) {
+    *out->mutable_connected_at() = ToTimestamp(grant.connected_at);
+  }
+  if (grant.updated_at != absl::InfinitePast()) {
+    *out->mutable_updated_at() = ToTimestamp(grant.updated_at);
+  }
+  out->set_state(grant.needs_reauthorization
+                     ? pb::USER_GRANT_STATE_NEEDS_REAUTHORIZATION
+                     : pb::USER_GRANT_STATE_CONNECTED);
+  out->set_reason(grant.reason);
+  for (const TokenEntryInfo& info : entries) {
+    if (info.user == grant.user_id) FillTokenState(info, out->mutable_token());
+  }
+}
+
+// The user a RefreshToken or RevokeToken names, for `app`: required for a
+// user app (NOT_FOUND names it when it has no grant; admins may know),
+// refused for another app.
+absl::StatusOr<UserGrantSummary> AdminUser(const UserGrants* grants,
+                                           const AppConfig& app,
+                                           const std::string& user,
+                                           bool required) {
+  if (app.grant_type != GrantType::kAuthorizationCode) {
+    if (!user.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "user: app ", app.name, " acts on its own behalf; leave user empty"));
+    }
+    return UserGrantSummary();
+  }
+  if (grants == nullptr) {
+    return absl::FailedPreconditionError("no grant_store is configured");
+  }
+  if (user.empty() && required) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("user: required for app ", app.name,
+                     " (it acts on behalf of users; ListApps shows them)"));
+  }
+  return grants->Resolve(app.name, user);
+}
+
 }  // namespace
 
 BrokerAdminService::BrokerAdminService(const ConfigStore& config,
                                        TokenCache& cache,
                                        BrokerControl& control, AuditSink& audit,
-                                       const Clock& clock)
+                                       const Clock& clock,
+                                       const UserGrants* grants)
     : config_(config),
       cache_(cache),
       control_(control),
       audit_(audit),
-      clock_(clock) {}
+      clock_(clock),
+      grants_(grants) {}
 
 grpc::ServerUnaryReactor* BrokerAdminService::ListApps(
     grpc::CallbackServerContext* context, const pb::ListAppsRequest* request,
@@ -75,25 +143,16 @@ grpc::ServerUnaryReactor* BrokerAdminService::ListApps(
     for (const std::string& env : app.environment_ids) {
       out->add_environment_ids(env);
     }
-    for (const TokenEntryInfo& info : entries_by_app[app.name]) {
-      pb::TokenState* state = out->add_tokens();
-      for (const std::string& scope : info.scopes) state->add_scopes(scope);
-      state->set_valid(info.valid);
-      if (info.valid_until != absl::InfinitePast()) {
-        *state->mutable_valid_until() = ToTimestamp(info.valid_until);
+    const std::vector<TokenEntryInfo>& entries = entries_by_app[app.name];
+    if (app.grant_type == GrantType::kAuthorizationCode) {
+      if (grants_ == nullptr) continue;
+      for (const UserGrantSummary& grant : grants_->List(app.name)) {
+        FillUserGrant(grant, entries, out->add_users());
       }
-      if (info.last_refresh != absl::InfinitePast()) {
-        *state->mutable_last_refresh() = ToTimestamp(info.last_refresh);
-      }
-      if (info.next_refresh != absl::InfiniteFuture()) {
-        *state->mutable_next_refresh() = ToTimestamp(info.next_refresh);
-      }
-      if (!info.last_error.ok()) {
-        state->set_last_error(std::string(info.last_error.message()));
-      }
-      state->set_refreshes(info.refreshes);
-      state->set_failures(info.failures);
-      state->set_token_fingerprint(info.token_fingerprint);
+      continue;
+    }
+    for (const TokenEntryInfo& info : entries) {
+      FillTokenState(info, out->add_tokens());
     }
   }
   return FinishUnary(context, rpc.Use(absl::OkStatus()));
@@ -117,6 +176,13 @@ grpc::ServerUnaryReactor* BrokerAdminService::RefreshToken(
           ? absl::InvalidArgumentError("app: required")
           : ResolveTokenRequest(rpc->config(), request->app(), scopes);
   if (!resolved.ok()) return FinishUnary(context, rpc->Deny(resolved.status()));
+  absl::StatusOr<UserGrantSummary> user =
+      AdminUser(grants_, *resolved->app, request->user(), /*required=*/false);
+  if (!user.ok()) return FinishUnary(context, rpc->Deny(user.status()));
+  if (!user->user_id.empty()) {
+    rpc->set_user(user->user_id, user->username);
+    resolved->upstream.user = user->user_id;
+  }
   // Audited before acting: fail-closed stops the refresh here.
   if (absl::Status s = rpc->AllowDecision("admin"); !s.ok()) {
     return FinishUnary(context, s);
@@ -144,23 +210,69 @@ grpc::ServerUnaryReactor* BrokerAdminService::RevokeToken(
     return FinishUnary(context, s);
   }
   rpc->record().app = request->app();
-  if (rpc->config().FindApp(request->app()) == nullptr) {
+  const AppConfig* app = rpc->config().FindApp(request->app());
+  if (app == nullptr) {
     return FinishUnary(context, rpc->Deny(absl::NotFoundError(absl::StrCat(
                                     "unknown app '", request->app(),
                                     "'; ListApps shows the configured apps"))));
   }
+  absl::StatusOr<UserGrantSummary> user =
+      AdminUser(grants_, *app, request->user(), /*required=*/true);
+  if (!user.ok()) return FinishUnary(context, rpc->Deny(user.status()));
+  if (!user->user_id.empty()) rpc->set_user(user->user_id, user->username);
   if (absl::Status s = rpc->AllowDecision("admin"); !s.ok()) {
     return FinishUnary(context, s);
   }
   auto* reactor = context->DefaultReactor();
-  control_.Revoke(request->app(),
-                  [rpc, reactor, response](absl::StatusOr<int> revoked) {
-                    rpc->record().event = "revoke";
-                    if (revoked.ok()) response->set_revoked(*revoked);
-                    absl::Status status = rpc->Use(revoked.status());
-                    reactor->Finish(ToGrpcStatus(status));
-                  });
+  auto finish = [rpc, reactor, response](absl::StatusOr<int> revoked) {
+    rpc->record().event = "revoke";
+    if (revoked.ok()) response->set_revoked(*revoked);
+    absl::Status status = rpc->Use(revoked.status());
+    reactor->Finish(ToGrpcStatus(status));
+  };
+  if (user->user_id.empty()) {
+    control_.Revoke(request->app(), std::move(finish));
+  } else {
+    control_.RevokeUser(request->app(), user->user_id, std::move(finish));
+  }
   return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerAdminService::CreateConnectLink(
+    grpc::CallbackServerContext* context,
+    const pb::CreateConnectLinkRequest* request,
+    pb::CreateConnectLinkResponse* response) {
+  RequestContext rpc(*context, config_.Get(), audit_, clock_,
+                     "BrokerAdmin.CreateConnectLink");
+  if (absl::Status s = AuthorizeAdminRequest(rpc, "CreateConnectLink");
+      !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  rpc.record().app = request->app();
+  const AppConfig* app = rpc.config().FindApp(request->app());
+  if (app == nullptr) {
+    return FinishUnary(context, rpc.Deny(absl::NotFoundError(absl::StrCat(
+                                    "unknown app '", request->app(),
+                                    "'; ListApps shows the configured apps"))));
+  }
+  if (app->grant_type != GrantType::kAuthorizationCode) {
+    return FinishUnary(
+        context, rpc.Deny(absl::FailedPreconditionError(absl::StrCat(
+                     "app ", app->name,
+                     " acts on its own behalf (client credentials): no user "
+                     "connects it"))));
+  }
+  if (absl::Status s = rpc.AllowDecision("admin"); !s.ok()) {
+    return FinishUnary(context, s);
+  }
+  rpc.record().event = "connect";
+  absl::StatusOr<BrokerControl::ConnectLink> link =
+      control_.CreateConnectLink(app->name, rpc.caller().name);
+  if (link.ok()) {
+    response->set_url(link->url);
+    *response->mutable_expires_at() = ToTimestamp(link->expires_at);
+  }
+  return FinishUnary(context, rpc.Use(link.status()));
 }
 
 grpc::ServerUnaryReactor* BrokerAdminService::ReloadConfig(

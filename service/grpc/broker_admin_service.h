@@ -7,6 +7,7 @@
 #include "service/common/clock.h"
 #include "service/config/config_store.h"
 #include "service/grpc/broker_control.h"
+#include "service/users/user_grants.h"
 
 namespace tokenbroker {
 
@@ -16,9 +17,10 @@ namespace tokenbroker {
 class BrokerAdminService final
     : public anypoint::tokenbroker::v1::BrokerAdmin::CallbackService {
  public:
+  // `grants`: the user grants of user apps; nullptr without a grant store.
   BrokerAdminService(const ConfigStore& config, TokenCache& cache,
                      BrokerControl& control, AuditSink& audit,
-                     const Clock& clock);
+                     const Clock& clock, const UserGrants* grants = nullptr);
 
   grpc::ServerUnaryReactor* ListApps(
       grpc::CallbackServerContext* context,
@@ -35,6 +37,11 @@ class BrokerAdminService final
       const anypoint::tokenbroker::v1::RevokeTokenRequest* request,
       anypoint::tokenbroker::v1::RevokeTokenResponse* response) override;
 
+  grpc::ServerUnaryReactor* CreateConnectLink(
+      grpc::CallbackServerContext* context,
+      const anypoint::tokenbroker::v1::CreateConnectLinkRequest* request,
+      anypoint::tokenbroker::v1::CreateConnectLinkResponse* response) override;
+
   grpc::ServerUnaryReactor* ReloadConfig(
       grpc::CallbackServerContext* context,
       const anypoint::tokenbroker::v1::ReloadConfigRequest* request,
@@ -46,6 +53,7 @@ class BrokerAdminService final
   BrokerControl& control_;
   AuditSink& audit_;
   const Clock& clock_;
+  const UserGrants* const grants_;
 };
 
 }  // namespace tokenbroker

@@ -27,6 +27,27 @@ class BrokerControl {
   virtual void Revoke(const std::string& app,
                       absl::AnyInvocable<void(absl::StatusOr<int>)> done) = 0;
 
+  // For a user app: deletes the grant of `user_id` (durably), drops its
+  // cached tokens and revokes its refresh token at the app's revoke
+  // endpoint (RFC 7009, token_type_hint refresh_token). `done` gets how
+  // many cached tokens were dropped, or NOT_FOUND when the user has no
+  // grant, or UNAVAILABLE when the server did not confirm the revocation
+  // (the grant is deleted anyway).
+  virtual void RevokeUser(
+      const std::string& app, const std::string& user_id,
+      absl::AnyInvocable<void(absl::StatusOr<int>)> done) = 0;
+
+  // A one-time link to start the browser sign-in of a user for the user app
+  // `app`, minted for the admin caller `minted_by` (audited with the
+  // grant). Errors: FAILED_PRECONDITION when the OAuth pages are not
+  // served; RESOURCE_EXHAUSTED when too many sign-ins are pending.
+  struct ConnectLink {
+    std::string url;  // A bearer credential until used or expired.
+    absl::Time expires_at;
+  };
+  virtual absl::StatusOr<ConnectLink> CreateConnectLink(
+      const std::string& app, const std::string& minted_by) = 0;
+
   // Re-reads the config file and applies it atomically; tokens of apps whose
   // config is unchanged are kept. A broken file changes nothing:
   // FAILED_PRECONDITION with the reason.

@@ -30,9 +30,11 @@ absl::Status RecheckCall(RequestContext& rpc,
                          const std::shared_ptr<const Config>& config) {
   TB_RETURN_IF_ERROR(rpc.Reauthenticate(config));
   const AuditRecord& record = rpc.record();
-  return AuthorizeCallRequest(rpc.caller(), *config, record.app, record.scopes,
-                              record.http_method, record.path)
-      .status();
+  TB_RETURN_IF_ERROR(AuthorizeCallRequest(rpc.caller(), *config, record.app,
+                                          record.scopes, record.http_method,
+                                          record.path)
+                         .status());
+  return rpc.RecheckUser(record.app);
 }
 
 class CallReactor final : public grpc::ServerUnaryReactor {

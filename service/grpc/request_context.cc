@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "grpc/grpc_security_constants.h"
+#include "service/auth/policy.h"
 #include "service/common/log.h"
 
 namespace tokenbroker {
@@ -112,6 +113,11 @@ absl::Status RequestContext::WriteRecord() {
               {"fail_closed", config_->audit.fail_closed}});
   }
   return written;
+}
+
+absl::Status RequestContext::RecheckUser(absl::string_view app) const {
+  if (user_id_.empty()) return absl::OkStatus();
+  return AuthorizeUser(caller(), app, user_id_, record_.user);
 }
 
 absl::Status RequestContext::Deny(const absl::Status& status) {

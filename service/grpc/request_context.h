@@ -43,6 +43,20 @@ class RequestContext {
   const CallerConfig& caller() const { return *identity_.caller; }
   AuditRecord& record() { return record_; }
 
+  // The user of a user app the request acts for (ResolveRequestUser), so
+  // that a stream's recheck under a reloaded config can ask again.
+  void set_user(std::string user_id, std::string username) {
+    user_id_ = std::move(user_id);
+    record_.user = std::move(username);
+  }
+  const std::string& user_id() const { return user_id_; }
+  const std::string& username() const { return record_.user; }
+
+  // For a stream still open when the config is reloaded, after
+  // Reauthenticate(): whether the caller may still act for its user
+  // (AuthorizeUser); OK for requests without a user.
+  absl::Status RecheckUser(absl::string_view app) const;
+
   // Audits a refusal ("decision" event, decision "deny") and returns
   // `status` unchanged, for `return Deny(...)`.
   absl::Status Deny(const absl::Status& status);
@@ -66,6 +80,7 @@ class RequestContext {
   PeerCredentials peer_;
   CallerIdentity identity_;
   AuditRecord record_;
+  std::string user_id_;
 };
 
 }  // namespace tokenbroker

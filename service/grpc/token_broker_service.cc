@@ -12,6 +12,7 @@
 #include "service/grpc/call_reactors.h"
 #include "service/grpc/reactors.h"
 #include "service/grpc/request_context.h"
+#include "service/grpc/request_user.h"
 #include "service/grpc/status.h"
 #include "service/grpc/token_response.h"
 #include "service/grpc/token_wait_reactor.h"
@@ -33,8 +34,9 @@ std::vector<std::string> ToVector(
 // Authenticates and authorizes a token request (GetToken, WatchToken).
 // Denials are audited.
 absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRpc(
-    RequestContext& request, const std::string& app,
-    const google::protobuf::RepeatedPtrField<std::string>& scope_field) {
+    RequestContext& request, const UserGrants* grants, const std::string& app,
+    const google::protobuf::RepeatedPtrField<std::string>& scope_field,
+    const std::string& user) {
   TB_RETURN_IF_ERROR(request.Authenticate());
   std::vector<std::string> scopes = ToVector(scope_field);
   AuditRecord& record = request.record();
@@ -44,6 +46,7 @@ absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRpc(
       request.caller(), request.config(), app, std::move(scopes));
   if (!resolved.ok()) return request.Deny(resolved.status());
   record.app = resolved->app->name;
+  TB_RETURN_IF_ERROR(ResolveRequestUser(request, grants, user, *resolved));
   return resolved;
 }
 
@@ -52,13 +55,15 @@ absl::StatusOr<ResolvedTokenRequest> AuthorizeTokenRpc(
 TokenBrokerService::TokenBrokerService(const ConfigStore& config,
                                        TokenCache& cache, Proxy& proxy,
                                        ActiveRpcs& active, AuditSink& audit,
-                                       const Clock& clock)
+                                       const Clock& clock,
+                                       const UserGrants* grants)
     : config_(config),
       cache_(cache),
       proxy_(proxy),
       active_(active),
       audit_(audit),
-      clock_(clock) {}
+      clock_(clock),
+      grants_(grants) {}
 
 grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
     grpc::CallbackServerContext* context, const pb::GetTokenRequest* request,
@@ -72,8 +77,8 @@ grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
         rpc->Deny(absl::InvalidArgumentError(absl::StrCat(
             "min_ttl_seconds: must be between 0 and ", kMaxMinTtlSeconds))));
   }
-  absl::StatusOr<ResolvedTokenRequest> resolved =
-      AuthorizeTokenRpc(*rpc, request->app(), request->scopes());
+  absl::StatusOr<ResolvedTokenRequest> resolved = AuthorizeTokenRpc(
+      *rpc, grants_, request->app(), request->scopes(), request->user());
   if (!resolved.ok()) return FinishUnary(context, resolved.status());
   absl::Duration min_ttl = request->min_ttl_seconds() > 0
                                ? absl::Seconds(request->min_ttl_seconds())
@@ -84,7 +89,7 @@ grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
   if (TokenPtr token = cache_.Lookup(CacheKey(resolved->upstream), min_ttl)) {
     rpc->record().token_fingerprint = token->fingerprint;
     absl::Status status = rpc->Use(absl::OkStatus());
-    if (status.ok()) FillTokenResponse(*token, app, response);
+    if (status.ok()) FillTokenResponse(*token, app, *rpc, response);
     return FinishUnary(context, status);
   }
 
@@ -106,7 +111,7 @@ grpc::ServerUnaryReactor* TokenBrokerService::GetToken(
           rpc->record().token_fingerprint = (*result)->fingerprint;
         }
         absl::Status status = rpc->Use(result.status());
-        if (status.ok()) FillTokenResponse(**result, app, response);
+        if (status.ok()) FillTokenResponse(**result, app, *rpc, response);
         return status;
       });
 }
@@ -120,7 +125,8 @@ grpc::ServerWriteReactor<pb::GetTokenResponse>* TokenBrokerService::WatchToken(
       request->app().empty()
           ? rpc->Deny(
                 absl::InvalidArgumentError("app: required for WatchToken"))
-          : AuthorizeTokenRpc(*rpc, request->app(), request->scopes());
+          : AuthorizeTokenRpc(*rpc, grants_, request->app(), request->scopes(),
+                              request->user());
   if (resolved.ok()) {
     // A watch is one decision; each token it streams is not audited again.
     if (absl::Status s = rpc->AllowDecision("watch started"); !s.ok()) {
@@ -165,6 +171,8 @@ absl::StatusOr<ProxyRequest> TokenBrokerService::PrepareCall(
       AuthorizeCallRequest(rpc.caller(), config, request.app(), scopes,
                            request.method(), request.path());
   if (!resolved.ok()) return rpc.Deny(resolved.status());
+  TB_RETURN_IF_ERROR(
+      ResolveRequestUser(rpc, grants_, request.user(), *resolved));
   // Audited before any upstream traffic; fail-closed stops it here.
   TB_RETURN_IF_ERROR(rpc.AllowDecision("route granted"));
 

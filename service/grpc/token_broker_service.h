@@ -9,6 +9,7 @@
 #include "service/grpc/active_rpcs.h"
 #include "service/grpc/request_context.h"
 #include "service/proxy/proxy.h"
+#include "service/users/user_grants.h"
 
 namespace tokenbroker {
 
@@ -20,8 +21,10 @@ namespace tokenbroker {
 class TokenBrokerService final
     : public anypoint::tokenbroker::v1::TokenBroker::CallbackService {
  public:
+  // `grants`: the user grants of user apps; nullptr without a grant store.
   TokenBrokerService(const ConfigStore& config, TokenCache& cache, Proxy& proxy,
-                     ActiveRpcs& active, AuditSink& audit, const Clock& clock);
+                     ActiveRpcs& active, AuditSink& audit, const Clock& clock,
+                     const UserGrants* grants = nullptr);
 
   grpc::ServerUnaryReactor* GetToken(
       grpc::CallbackServerContext* context,
@@ -55,6 +58,7 @@ class TokenBrokerService final
   ActiveRpcs& active_;
   AuditSink& audit_;
   const Clock& clock_;
+  const UserGrants* const grants_;
 };
 
 }  // namespace tokenbroker

@@ -8,6 +8,7 @@
 namespace tokenbroker {
 
 void FillTokenResponse(const Token& token, const std::string& app,
+                       const RequestContext& rpc,
                        anypoint::tokenbroker::v1::GetTokenResponse* response) {
   response->set_access_token(token.access_token);
   response->set_token_type("Bearer");
@@ -26,6 +27,10 @@ void FillTokenResponse(const Token& token, const std::string& app,
   expires_at->set_nanos(static_cast<int32_t>(nanos));
   for (const std::string& scope : token.scopes) response->add_scopes(scope);
   response->set_app(app);
+  if (!rpc.user_id().empty()) {
+    response->set_user_id(rpc.user_id());
+    response->set_username(rpc.username());
+  }
 }
 
 }  // namespace tokenbroker

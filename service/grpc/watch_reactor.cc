@@ -50,7 +50,7 @@ class WatchReactor final
       if (reactor == nullptr || writing || finishing) return;
       if (pending_token != nullptr) {
         response.Clear();
-        FillTokenResponse(*pending_token, app, &response);
+        FillTokenResponse(*pending_token, app, *rpc, &response);
         last_sent = std::move(pending_token);
         pending_token = nullptr;
         writing = true;
@@ -75,6 +75,7 @@ class WatchReactor final
         allowed =
             AuthorizeTokenRequest(rpc->caller(), *config, app, scopes).status();
       }
+      if (allowed.ok()) allowed = rpc->RecheckUser(app);
       if (allowed.ok()) return false;
       FinishLocked(rpc->Deny(allowed));
       return true;

@@ -212,13 +212,13 @@ TEST_F(OAuthTokenSourceTest, TransportErrorsAreMapped) {
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("exchange")));
 }
 
-TEST_F(OAuthTokenSourceTest, UserAppsAreNotSupportedYet) {
+TEST_F(OAuthTokenSourceTest, UserAppsNeedAGrantStore) {
   AppConfig app = App();
   app.grant_type = GrantType::kAuthorizationCode;
   source_.SetApps({app});
-  EXPECT_THAT(FetchSync({"exchange", {}}),
+  EXPECT_THAT(FetchSync({"exchange", {}, "user-1"}),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("not supported yet")));
+                       HasSubstr("no grant_store is configured")));
   EXPECT_TRUE(http_.requests().empty());
 }
 
