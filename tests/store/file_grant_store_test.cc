@@ -525,8 +525,8 @@ TEST_F(FileGrantStoreTest, AFailureAtAnyWriteStepLeavesOldOrNewAndNoTempFile) {
 
 TEST_F(FileGrantStoreTest, WriteErrorsNameTheFileAndTheReason) {
   auto store = OpenStore();
-  // A read-only directory (root ignores modes: take the write bit away from
-  // everyone by making the record's name a directory instead).
+  // A directory where the record's file should be makes the rename fail
+  // (file modes would not: the tests may run as root).
   const std::string name = FileGrantStore::RecordFileName("app", "user");
   ASSERT_EQ(::mkdir((dir_ + "/" + name).c_str(), 0700), 0);
   absl::Status status = store->Put(SampleGrant("app", "user"));
