@@ -28,6 +28,7 @@
 #include "nlohmann/json.hpp"
 #include "service/common/log.h"
 #include "service/common/process_hardening.h"
+#include "service/common/crash_point.h"
 #include "service/common/status_macros.h"
 #include "service/common/token_fingerprint.h"
 
@@ -351,6 +352,7 @@ absl::Status FileGrantStore::WriteFileLocked(const std::string& name,
   if (absl::Status status = RunHook(WriteStep::kTempSynced); !status.ok()) {
     return fail(status);
   }
+  CrashPoint("store.after_temp_write");
   if (::renameat(dir_fd_, temp.c_str(), dir_fd_, name.c_str()) != 0) {
     int error = errno;
     return fail(
@@ -358,6 +360,7 @@ absl::Status FileGrantStore::WriteFileLocked(const std::string& name,
   }
   // The record now holds the new content; only its durability is pending.
   TB_RETURN_IF_ERROR(RunHook(WriteStep::kRenamed));
+  CrashPoint("store.after_rename");
   return SyncDirLocked();
 }
 
