@@ -6,7 +6,6 @@
 //   node emulator_oauth.js --emulator BIN --fixture emulator/fixtures/demo.yaml
 // Run through run.sh, which installs playwright-core and finds Chromium.
 
-const fs = require('node:fs');
 const path = require('node:path');
 const {
   CaptureServer,
@@ -110,7 +109,6 @@ async function main() {
     await browser.close();
     await emulator.stop();
     await capture.stop();
-    fs.rmSync(work, { recursive: true, force: true });
   }
 }
 

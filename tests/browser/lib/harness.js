@@ -340,8 +340,11 @@ function fixtureClientSecret(fixtureText, clientId) {
   return secret[1];
 }
 
+// A temporary directory, removed when the suite exits, however it ends.
 function makeWorkDir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'browser-e2e-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'browser-e2e-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 // What a page shows, for a failure message (length-capped).
