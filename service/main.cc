@@ -18,6 +18,7 @@
 #include "service/config/config.h"
 #include "service/config/file_watcher.h"
 #include "service/app/broker_server.h"
+#include "service/common/crash_point.h"
 #include "service/http/admin_server.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the broker's YAML configuration.");
@@ -50,10 +51,17 @@ ABSL_FLAG(bool, allow_core_dumps, false,
           "(PR_SET_DUMPABLE 0, RLIMIT_CORE 0): a dump would hold client "
           "secrets and tokens.");
 
+// Test-only: the crash tests of refresh-token rotation (service/common/
+// crash_point.h). Hidden from --help.
+ABSL_FLAG(std::string, crash_point, "",
+          "Testing only: kill the process (SIGKILL) when it reaches this "
+          "point of a refresh-token rotation.");
+
 namespace tokenbroker {
 namespace {
 
 int Run() {
+  ArmCrashPoint(absl::GetFlag(FLAGS_crash_point));
   // Before any secret (or client id) is read.
   const bool allow_core_dumps = absl::GetFlag(FLAGS_allow_core_dumps);
   if (absl::Status hardened = HardenProcess(allow_core_dumps); !hardened.ok()) {
