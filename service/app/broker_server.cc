@@ -133,6 +133,18 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
     stats.tokens_scrubbed = self->proxy_->tokens_scrubbed();
     return stats;
   });
+  if (server->user_grants_ != nullptr) {
+    server->metrics_->SetUserGrantSource([self] {
+      UserGrantStats stats;
+      for (const UserGrantSummary& grant : self->user_grants_->List()) {
+        UserGrantStats::AppGrants& app = stats.apps[grant.app];
+        ++(grant.needs_reauthorization ? app.needs_reauthorization
+                                       : app.connected);
+      }
+      stats.unreadable_records = self->grant_store_problems_;
+      return stats;
+    });
+  }
   server->token_service_ = std::make_unique<TokenBrokerService>(
       *server->config_, *server->cache_, *server->proxy_, *server->active_,
       *server->audit_, *server->clock_, server->user_grants_.get());
@@ -149,6 +161,7 @@ BrokerServer::~BrokerServer() {
   metrics_->SetCacheSource(nullptr, nullptr);
   metrics_->SetUpstreamSource(nullptr);
   metrics_->SetRpcSource(nullptr);
+  metrics_->SetUserGrantSource(nullptr);
   if (refresher_ != nullptr) refresher_->Stop();
   // The HTTP clients complete (cancel) every exchange still in flight while
   // the cache and proxy they report to are alive.
@@ -371,8 +384,19 @@ void BrokerServer::OnFetch(const TokenRequest& request,
   if (!healthy) {
     // An app whose refresh fails but whose token is still valid still serves.
     for (const TokenEntryInfo& info : cache_->Snapshot()) {
-      if (info.app == request.app && info.valid) healthy = true;
+      if (info.app == request.app && info.user == request.user && info.valid) {
+        healthy = true;
+      }
     }
+  }
+  if (!request.user.empty() && user_grants_ != nullptr) {
+    // A user app is healthy while none of its users must connect again
+    // (the refusal of one user's grant is marked before this runs, or just
+    // after: the next fetch of the app corrects it).
+    for (const UserGrantSummary& grant : user_grants_->List(request.app)) {
+      if (grant.needs_reauthorization) healthy = false;
+    }
+    if (absl::IsFailedPrecondition(status)) healthy = false;
   }
   grpc_->SetAppHealth(request.app, healthy);
 }

@@ -235,6 +235,7 @@ struct BrokerMetrics::Impl {
   const Clock* clock ABSL_GUARDED_BY(mu) = nullptr;
   std::function<UpstreamStats()> upstream_stats ABSL_GUARDED_BY(mu);
   std::function<ActiveRpcStats()> rpc_stats ABSL_GUARDED_BY(mu);
+  std::function<UserGrantStats()> user_grant_stats ABSL_GUARDED_BY(mu);
 };
 
 std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
@@ -353,6 +354,34 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
     }
     families.push_back(std::move(family));
   }
+  if (user_grant_stats) {
+    UserGrantStats stats = user_grant_stats();
+    prometheus::MetricFamily grants =
+        Family("tokenbroker_user_grants",
+               "User grants of user apps by state: connected, or "
+               "needs_reauthorization (the user must connect again).",
+               MetricType::Gauge);
+    for (const auto& [app, counts] : stats.apps) {
+      AddSample(grants, static_cast<double>(counts.connected),
+                {{"app", app}, {"state", "connected"}});
+      AddSample(grants, static_cast<double>(counts.needs_reauthorization),
+                {{"app", app}, {"state", "needs_reauthorization"}});
+    }
+    families.push_back(std::move(grants));
+    AppendScalars(families, MetricType::Gauge,
+                  {{"tokenbroker_grant_store_unreadable_records",
+                    "Grant store records that could not be read at start "
+                    "(corrupt, or sealed with a key the broker lacks).",
+                    static_cast<double>(stats.unreadable_records)}});
+    prometheus::MetricFamily connects =
+        Family("tokenbroker_oauth_connects_total",
+               "Sign-ins through the broker's OAuth pages, by outcome.",
+               MetricType::Counter);
+    for (const auto& [outcome, count] : stats.connects) {
+      AddSample(connects, static_cast<double>(count), {{"outcome", outcome}});
+    }
+    families.push_back(std::move(connects));
+  }
   if (upstream_stats) {
     UpstreamStats stats = upstream_stats();
     AppendScalars(families, MetricType::Counter,
@@ -385,6 +414,11 @@ void BrokerMetrics::SetCacheSource(const TokenCache* cache,
 void BrokerMetrics::SetUpstreamSource(std::function<UpstreamStats()> stats) {
   absl::MutexLock lock(&impl_->mu);
   impl_->upstream_stats = std::move(stats);
+}
+
+void BrokerMetrics::SetUserGrantSource(std::function<UserGrantStats()> stats) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->user_grant_stats = std::move(stats);
 }
 
 void BrokerMetrics::SetRpcSource(std::function<ActiveRpcStats()> stats) {

@@ -31,6 +31,21 @@ struct ActiveRpcStats {
   int64_t tokens_scrubbed = 0;
 };
 
+// What the user apps report at scrape time: their grants and the outcomes
+// of the browser sign-in flow.
+struct UserGrantStats {
+  struct AppGrants {
+    int64_t connected = 0;
+    int64_t needs_reauthorization = 0;
+  };
+  std::map<std::string, AppGrants> apps;  // By configured app name.
+  // Grant store records that could not be read at start.
+  int64_t unreadable_records = 0;
+  // Sign-ins through the OAuth pages by outcome (a fixed set of words such
+  // as "connected", "denied", "bad_state").
+  std::map<std::string, int64_t> connects;
+};
+
 // The broker's Prometheus metrics, in the text exposition format 0.0.4.
 //
 // Two kinds of series:
@@ -62,6 +77,7 @@ class BrokerMetrics {
   void SetCacheSource(const TokenCache* cache, const Clock* clock);
   void SetUpstreamSource(std::function<UpstreamStats()> stats);
   void SetRpcSource(std::function<ActiveRpcStats()> stats);
+  void SetUserGrantSource(std::function<UserGrantStats()> stats);
 
   // The series of one gRPC method; lives as long as this object.
   struct RpcSeries;
