@@ -1,0 +1,820 @@
+#include "service/http/oauth_flow.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "service/common/log.h"
+#include "service/common/path_segments.h"
+#include "service/common/process_hardening.h"
+#include "service/common/status_macros.h"
+#include "service/upstream/client_auth.h"
+#include "service/upstream/oauth_response.h"
+
+namespace tokenbroker {
+
+enum class OAuthFlow::Outcome {
+  kConnected,
+  kDeclined,
+  kAuthorizationError,
+  kBadRequest,
+  kUnknownState,
+  kExpiredState,
+  kNoCookie,
+  kCookieMismatch,
+  kIssuerMismatch,
+  kAppUnavailable,
+  kExchangeFailed,
+  kNoRefreshToken,
+  kScopesNarrower,
+  kUserinfoFailed,
+  kStoreFailed,
+  kTimeout,
+  kBusy,
+};
+
+const std::vector<std::string>& CallbackOutcomeNames() {
+  // In the order of OAuthFlow::Outcome.
+  static const auto* const kNames =
+      new std::vector<std::string>{"connected",
+                                   "declined",
+                                   "authorization_error",
+                                   "bad_request",
+                                   "unknown_state",
+                                   "expired_state",
+                                   "no_cookie",
+                                   "cookie_mismatch",
+                                   "issuer_mismatch",
+                                   "app_unavailable",
+                                   "exchange_failed",
+                                   "no_refresh_token",
+                                   "scopes_narrower",
+                                   "userinfo_failed",
+                                   "store_failed",
+                                   "timeout",
+                                   "busy"};
+  return *kNames;
+}
+
+namespace {
+
+using Params = std::map<std::string, std::string>;
+using Cookies = std::vector<std::pair<std::string, std::string>>;
+
+constexpr absl::string_view kStartPath = "/oauth/start";
+constexpr absl::string_view kCallbackPath = "/oauth/callback";
+constexpr absl::string_view kSecureCookie = "__Host-tb_oauth";
+constexpr absl::string_view kPlainCookie = "tb_oauth";
+constexpr absl::string_view kOfflineAccess = "offline_access";
+constexpr size_t kMaxQueryBytes = 4096;
+constexpr size_t kMaxCookies = 64;
+constexpr absl::string_view kAskForLink =
+    "Ask an operator for a new link: tokenbrokerctl connect ";
+
+// Decodes application/x-www-form-urlencoded `query` ('+' is a space).
+// INVALID_ARGUMENT for a malformed escape or a repeated name (RFC 6749 3.1:
+// parameters must not repeat); messages never quote a value.
+absl::StatusOr<Params> ParseQuery(absl::string_view query) {
+  Params params;
+  for (absl::string_view pair : absl::StrSplit(query, '&')) {
+    if (pair.empty()) continue;
+    std::pair<std::string, std::string> raw =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    std::string name;
+    std::string value;
+    std::replace(raw.first.begin(), raw.first.end(), '+', ' ');
+    std::replace(raw.second.begin(), raw.second.end(), '+', ' ');
+    if (!PercentDecodeOnce(raw.first, &name) ||
+        !PercentDecodeOnce(raw.second, &value)) {
+      return absl::InvalidArgumentError("a malformed %-escape");
+    }
+    if (!params.emplace(std::move(name), std::move(value)).second) {
+      return absl::InvalidArgumentError("a repeated parameter");
+    }
+  }
+  return params;
+}
+
+// The name=value pairs of the Cookie headers (RFC 6265 5.4).
+Cookies ParseCookies(const std::vector<std::string>& headers) {
+  Cookies cookies;
+  for (const std::string& header : headers) {
+    for (absl::string_view part : absl::StrSplit(header, ';')) {
+      part = absl::StripAsciiWhitespace(part);
+      size_t equals = part.find('=');
+      if (equals == absl::string_view::npos || cookies.size() >= kMaxCookies) {
+        continue;
+      }
+      cookies.emplace_back(
+          std::string(absl::StripAsciiWhitespace(part.substr(0, equals))),
+          std::string(absl::StripAsciiWhitespace(part.substr(equals + 1))));
+    }
+  }
+  return cookies;
+}
+
+const std::string* Find(const Params& params, absl::string_view name) {
+  auto it = params.find(std::string(name));
+  return it == params.end() ? nullptr : &it->second;
+}
+
+bool IsHttps(absl::string_view url) {
+  return absl::StartsWithIgnoreCase(url, "https://");
+}
+
+std::string SetCookie(absl::string_view name, absl::string_view value,
+                      absl::Duration max_age) {
+  const bool secure = name == kSecureCookie;
+  return absl::StrCat(name, "=", value, "; Path=", secure ? "/" : "/oauth",
+                      "; Max-Age=", absl::ToInt64Seconds(max_age), "; HttpOnly",
+                      secure ? "; Secure" : "", "; SameSite=Lax");
+}
+
+// An OAuth error code as a page may show it: RFC 6749's NQSCHAR subset that
+// codes use, else a placeholder.
+std::string SanitizeErrorCode(absl::string_view error) {
+  if (error.empty() || error.size() > 64) return "(unrecognized error)";
+  for (char c : error) {
+    if (!absl::ascii_isalnum(c) && c != '_' && c != '-' && c != '.') {
+      return "(unrecognized error)";
+    }
+  }
+  return std::string(error);
+}
+
+// RFC 6749 A.11: a code is VSCHAR.
+bool IsPlausibleCode(absl::string_view code) {
+  if (code.empty() || code.size() > 2048) return false;
+  for (char c : code) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// The scopes requested at authorize: the app's plus offline_access.
+std::vector<std::string> RequestedScopes(const AppConfig& app) {
+  std::vector<std::string> scopes = app.scopes;
+  if (std::find(scopes.begin(), scopes.end(), kOfflineAccess) == scopes.end()) {
+    scopes.emplace_back(kOfflineAccess);
+  }
+  return scopes;
+}
+
+PageText Text(std::string title, std::vector<std::string> paragraphs,
+              std::vector<std::string> items = {},
+              std::vector<std::string> after = {}) {
+  return PageText{std::move(title), std::move(paragraphs), std::move(items),
+                  std::move(after)};
+}
+
+// Hands a result from an HttpClient completion to the listener thread that
+// waits for it, for a bounded time. Shared by both: a completion that comes
+// after the wait gave up finds it abandoned and keeps its value.
+template <typename T>
+class Rendezvous {
+ public:
+  // Delivers `value` (moved from) unless the waiter gave up: then returns
+  // false and leaves `value` to the caller.
+  bool Deliver(T& value) {
+    absl::MutexLock lock(&mu_);
+    if (abandoned_) return false;
+    result_.emplace(std::move(value));
+    return true;
+  }
+
+  // The value, or nullopt (and abandoned from then on) after `timeout`.
+  std::optional<T> Await(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(this, &Rendezvous::Ready), timeout);
+    if (!result_.has_value()) {
+      abandoned_ = true;
+      return std::nullopt;
+    }
+    return std::move(result_);
+  }
+
+ private:
+  bool Ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return result_.has_value();
+  }
+
+  absl::Mutex mu_;
+  std::optional<T> result_ ABSL_GUARDED_BY(mu_);
+  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+void LogRevokeResult(const std::string& app, const absl::Status& status) {
+  if (status.ok()) {
+    LogInfo("oauth: revoked the refresh token of a refused sign-in",
+            {{"app", app}});
+  } else {
+    LogWarning(
+        "oauth: could not revoke the refresh token of a refused "
+        "sign-in",
+        {{"app", app}, {"error", std::string(status.message())}});
+  }
+}
+
+}  // namespace
+
+struct OAuthFlow::CallbackContext {
+  explicit CallbackContext(const PageRequest& request) : request(request) {}
+
+  const PageRequest& request;
+  std::string caller = "-";
+  std::string app_name;
+  std::shared_ptr<const AppConfig> app;
+  std::optional<PendingSignIn> sign_in;
+  std::string username;
+  std::vector<std::string> scopes;
+};
+
+OAuthFlow::OAuthFlow(OAuthFlowOptions options, HttpClient& http,
+                     AuditSink& audit, const Clock& clock,
+                     GrantConnector connect)
+    : options_(std::move(options)),
+      audit_(audit),
+      clock_(clock),
+      connect_(std::move(connect)),
+      client_(std::make_shared<AuthorizationCodeClient>(
+          http, clock,
+          [this] {
+            AuthorizationCodeClientOptions client = options_.client;
+            client.request_timeout = options_.oauth.request_timeout;
+            return client;
+          }())),
+      pending_(clock, PendingFlowsOptions{options_.oauth.start_link_ttl,
+                                          options_.oauth.state_ttl,
+                                          options_.oauth.max_pending}),
+      callback_counts_(CallbackOutcomeNames().size()) {}
+
+OAuthFlow::~OAuthFlow() = default;
+
+void OAuthFlow::SetApps(const std::vector<AppConfig>& apps) {
+  std::map<std::string, std::shared_ptr<const AppConfig>, std::less<>> fresh;
+  for (const AppConfig& app : apps) {
+    fresh[app.name] = std::make_shared<const AppConfig>(app);
+  }
+  absl::MutexLock lock(&mu_);
+  apps_.swap(fresh);
+}
+
+void OAuthFlow::SetListenerUrl(std::string url) {
+  absl::MutexLock lock(&mu_);
+  listener_url_ = std::move(url);
+}
+
+std::shared_ptr<const AppConfig> OAuthFlow::FindApp(
+    absl::string_view name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(name);
+  if (it == apps_.end() ||
+      it->second->grant_type != GrantType::kAuthorizationCode) {
+    return nullptr;
+  }
+  return it->second;
+}
+
+std::string OAuthFlow::PublicBase(const AppConfig& app) const {
+  absl::string_view base = app.redirect_uri;
+  if (absl::ConsumeSuffix(&base, kCallbackPath)) return std::string(base);
+  if (!options_.oauth.public_url.empty()) return options_.oauth.public_url;
+  absl::MutexLock lock(&mu_);
+  return listener_url_;
+}
+
+absl::StatusOr<StartLink> OAuthFlow::CreateStartLink(
+    absl::string_view app_name, absl::string_view minted_by) {
+  std::shared_ptr<const AppConfig> app = FindApp(app_name);
+  if (app == nullptr) {
+    absl::MutexLock lock(&mu_);
+    if (apps_.find(app_name) != apps_.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "app \"", app_name,
+          "\" acts on its own behalf (client_credentials): it has no users "
+          "to connect"));
+    }
+    return absl::NotFoundError(absl::StrCat("unknown app \"",
+                                            SanitizeForMessage(app_name, 64),
+                                            "\": check the broker config"));
+  }
+  const std::string base = PublicBase(*app);
+  if (base.empty()) {
+    return absl::FailedPreconditionError(
+        "the OAuth pages' listener is not running yet; retry in a moment");
+  }
+  TB_ASSIGN_OR_RETURN(MintedTicket ticket,
+                      pending_.MintTicket(app->name, std::string(minted_by)));
+  links_created_.fetch_add(1, std::memory_order_relaxed);
+  LogInfo("oauth: sign-in link created",
+          {{"app", app->name},
+           {"caller", std::string(minted_by)},
+           {"expires_at", absl::FormatTime(ticket.expires_at)}});
+  StartLink link;
+  link.url = absl::StrCat(base, kStartPath, "?ticket=", ticket.ticket);
+  link.expires_at = ticket.expires_at;
+  ClearSecret(&ticket.ticket);
+  return link;
+}
+
+PageResponse OAuthFlow::Handle(const PageRequest& request) {
+  const bool start = request.path == kStartPath;
+  if (!start && request.path != kCallbackPath) {
+    return RenderPage(404, Text("Not found", {"There is no such page."}));
+  }
+  if (request.method != "GET") {
+    PageResponse page = RenderPage(
+        405, Text("Method not allowed", {"This page answers GET only."}));
+    page.headers.emplace_back("Allow", "GET");
+    return page;
+  }
+  absl::StatusOr<Params> params =
+      request.query.size() > kMaxQueryBytes
+          ? absl::InvalidArgumentError("a query string over 4 KiB")
+          : ParseQuery(request.query);
+  if (!params.ok()) {
+    Audit(start ? "GET /oauth/start" : "GET /oauth/callback", "-", "", "", {},
+          false, absl::StrCat("bad request: ", params.status().message()),
+          request.peer);
+    if (start) {
+      starts_refused_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      callback_counts_[static_cast<int>(Outcome::kBadRequest)].fetch_add(
+          1, std::memory_order_relaxed);
+    }
+    PageResponse page = RenderPage(
+        400, Text("Bad request",
+                  {absl::StrCat("This address is malformed (",
+                                params.status().message(),
+                                "). Open the link exactly as you received "
+                                "it.")}));
+    if (!start) {
+      for (absl::string_view name : {kSecureCookie, kPlainCookie}) {
+        page.headers.emplace_back("Set-Cookie",
+                                  SetCookie(name, "", absl::ZeroDuration()));
+      }
+    }
+    return page;
+  }
+  return start ? Start(*params, request) : Callback(*params, request);
+}
+
+PageResponse OAuthFlow::Start(const Params& params,
+                              const PageRequest& request) {
+  constexpr absl::string_view kRpc = "GET /oauth/start";
+  auto refuse = [&](absl::string_view caller, absl::string_view app,
+                    absl::string_view reason, int status, PageText text) {
+    starts_refused_.fetch_add(1, std::memory_order_relaxed);
+    Audit(kRpc, caller, app, "", {}, false, reason, request.peer);
+    LogWarning("oauth: sign-in start refused", {{"app", std::string(app)},
+                                                {"caller", std::string(caller)},
+                                                {"reason", std::string(reason)},
+                                                {"peer", request.peer}});
+    return RenderPage(status, std::move(text));
+  };
+  const std::string* ticket = Find(params, "ticket");
+  if (ticket == nullptr || ticket->empty()) {
+    return refuse(
+        "-", "", "no ticket", 403,
+        Text("A sign-in link is needed",
+             {"This page starts a sign-in only from a one-time link made "
+              "for it by an operator of the token broker.",
+              absl::StrCat(kAskForLink, "APP")}));
+  }
+  absl::StatusOr<StartTicket> found = pending_.PeekTicket(*ticket);
+  if (!found.ok()) {
+    const bool expired =
+        found.status().code() == absl::StatusCode::kDeadlineExceeded;
+    return refuse("-", "",
+                  expired ? "expired ticket" : "unknown or used ticket", 403,
+                  Text("This sign-in link is not valid",
+                       {expired ? "This link has expired."
+                                : "This link was already used, or it was never "
+                                  "issued. Each link works once.",
+                        absl::StrCat(kAskForLink, "APP")}));
+  }
+  std::shared_ptr<const AppConfig> app = FindApp(found->app);
+  if (app == nullptr) {
+    return refuse(found->minted_by, found->app, "app no longer configured", 403,
+                  Text("This app cannot be connected",
+                       {absl::StrCat("The broker no longer has a user app "
+                                     "named ",
+                                     found->app, ".")}));
+  }
+  const std::string base = PublicBase(*app);
+  absl::StatusOr<std::string> client_id =
+      ResolveAppSecret(*app, app->client_id, "client id");
+  if (base.empty() || !client_id.ok()) {
+    LogError(
+        "oauth: cannot start a sign-in",
+        {{"app", app->name},
+         {"error", base.empty() ? "no public URL yet"
+                                : std::string(client_id.status().message())}});
+    return refuse(found->minted_by, app->name, "broker not ready", 503,
+                  Text("The broker cannot start this sign-in now",
+                       {"The broker could not prepare the sign-in (its log "
+                        "says why). Your link is still valid: try it again "
+                        "in a moment, or tell an operator."}));
+  }
+  SignInSetup setup;
+  setup.redirect_uri = RedirectUri(*app, base);
+  setup.cookie_name = std::string(IsHttps(base) ? kSecureCookie : kPlainCookie);
+  absl::StatusOr<StartedSignIn> started = pending_.BeginSignIn(*ticket, setup);
+  if (!started.ok()) {
+    ClearSecret(&*client_id);
+    return refuse(found->minted_by, app->name,
+                  absl::StrCat("could not begin: ", started.status().message()),
+                  403,
+                  Text("This sign-in link is not valid",
+                       {"This link was used at the same moment elsewhere.",
+                        absl::StrCat(kAskForLink, app->name)}));
+  }
+
+  OAuthFormFields fields = {
+      {"response_type", "code"},
+      {"client_id", *client_id},
+      {"redirect_uri", setup.redirect_uri},
+      {"scope", absl::StrJoin(RequestedScopes(*app), " ")},
+      {"state", started->state}};
+  if (app->pkce) {
+    fields.emplace_back("code_challenge",
+                        PkceS256Challenge(started->code_verifier));
+    fields.emplace_back("code_challenge_method", "S256");
+  }
+  for (const auto& param : app->authorize_params) fields.push_back(param);
+  ClearSecret(&*client_id);
+  const absl::string_view separator =
+      absl::StrContains(app->authorize_path, '?') ? "&" : "?";
+  PageResponse page = RedirectPage(absl::StrCat(
+      app->base_url, app->authorize_path, separator, FormEncode(fields)));
+  page.headers.emplace_back(
+      "Set-Cookie",
+      SetCookie(setup.cookie_name, started->cookie, options_.oauth.state_ttl));
+  starts_.fetch_add(1, std::memory_order_relaxed);
+  Audit(kRpc, found->minted_by, app->name, "", {}, true, "sign-in started",
+        request.peer);
+  LogInfo("oauth: sign-in started",
+          {{"app", app->name}, {"caller", found->minted_by}});
+  return page;
+}
+
+PageResponse OAuthFlow::Callback(const Params& params,
+                                 const PageRequest& request) {
+  CallbackContext context(request);
+  // A slot first: a callback that cannot have one leaves its state unused
+  // so that the browser can simply reload.
+  if (callbacks_in_flight_.fetch_add(1) >= options_.max_concurrent_callbacks) {
+    callbacks_in_flight_.fetch_sub(1);
+    PageResponse page =
+        Finish(context, Outcome::kBusy, 503,
+               Text("The broker is busy",
+                    {"Too many sign-ins are being completed at this moment. "
+                     "Reload this page in a few seconds."}));
+    page.headers.emplace_back("Retry-After", "5");
+    return page;
+  }
+  struct Release {
+    std::atomic<int>& count;
+    ~Release() { count.fetch_sub(1); }
+  } release{callbacks_in_flight_};
+
+  const std::string* state = Find(params, "state");
+  if (state == nullptr || state->empty()) {
+    return Finish(context, Outcome::kBadRequest, 400,
+                  Text("Not a sign-in answer",
+                       {"This address has no state: it is not an answer to "
+                        "a sign-in the broker started.",
+                        absl::StrCat(kAskForLink, "APP")}));
+  }
+  SignInLookup lookup =
+      pending_.TakeSignIn(*state, ParseCookies(request.cookie_headers));
+  if (lookup.sign_in.has_value()) {
+    context.caller = lookup.sign_in->minted_by;
+    context.app_name = lookup.sign_in->app;
+  }
+  const std::string again = absl::StrCat(
+      kAskForLink, context.app_name.empty() ? "APP" : context.app_name);
+  switch (lookup.outcome) {
+    case SignInLookup::Outcome::kOk:
+      break;
+    case SignInLookup::Outcome::kUnknown:
+      return Finish(context, Outcome::kUnknownState, 403,
+                    Text("This sign-in cannot be completed",
+                         {"This sign-in was already completed, or it is "
+                          "unknown (a page reloaded or opened twice). Nothing "
+                          "was changed.",
+                          again}));
+    case SignInLookup::Outcome::kExpired:
+      return Finish(
+          context, Outcome::kExpiredState, 403,
+          Text("This sign-in has expired",
+               {"The sign-in took too long. Nothing was changed.", again}));
+    case SignInLookup::Outcome::kNoCookie:
+    case SignInLookup::Outcome::kCookieMismatch:
+      return Finish(
+          context,
+          lookup.outcome == SignInLookup::Outcome::kNoCookie
+              ? Outcome::kNoCookie
+              : Outcome::kCookieMismatch,
+          403,
+          Text("This sign-in was started in another browser",
+               {"The answer arrived in a browser other than the one that "
+                "opened the sign-in link (or cookies are blocked for this "
+                "site), so it was refused. Nothing was changed.",
+                absl::StrCat(again,
+                             " and open it in the browser you sign in "
+                             "with.")}));
+  }
+  context.sign_in = std::move(lookup.sign_in);
+  context.app = FindApp(context.app_name);
+  if (context.app == nullptr) {
+    return Finish(
+        context, Outcome::kAppUnavailable, 403,
+        Text("This app cannot be connected",
+             {absl::StrCat("The broker no longer has a user app "
+                           "named ",
+                           context.app_name, ". Nothing was changed.")}));
+  }
+  return CompleteSignIn(context, params);
+}
+
+PageResponse OAuthFlow::CompleteSignIn(CallbackContext& context,
+                                       const Params& params) {
+  const AppConfig& app = *context.app;
+  const std::string again = absl::StrCat(kAskForLink, app.name);
+  // RFC 9207: an answer naming another issuer is a mix-up attack (or a
+  // misconfiguration): its code must not reach this app's token endpoint.
+  if (const std::string* iss = Find(params, "iss");
+      iss != nullptr && *iss != IssuerOf(app)) {
+    return Finish(
+        context, Outcome::kIssuerMismatch, 403,
+        Text("The answer came from the wrong server",
+             {absl::StrCat("The sign-in answer names an authorization server "
+                           "(issuer) other than the one of ",
+                           app.name,
+                           ". It was refused and nothing was changed. If "
+                           "this keeps happening, an operator should check "
+                           "the app's issuer setting."),
+              again}));
+  }
+  if (const std::string* error = Find(params, "error"); error != nullptr) {
+    if (*error == "access_denied") {
+      return Finish(context, Outcome::kDeclined, 403,
+                    Text("You declined",
+                         {absl::StrCat("You declined access for ", app.name,
+                                       ". Nothing was changed."),
+                          absl::StrCat("If that was a mistake: ", again)}));
+    }
+    const std::string code = SanitizeErrorCode(*error);
+    const bool server_failed =
+        code == "server_error" || code == "temporarily_unavailable";
+    return Finish(context, Outcome::kAuthorizationError,
+                  server_failed ? 502 : 403,
+                  Text("The sign-in did not complete",
+                       {absl::StrCat("The authorization server answered with "
+                                     "the error ",
+                                     code, ". Nothing was changed."),
+                        server_failed ? absl::StrCat("Try again later. ", again)
+                                      : absl::StrCat(again,
+                                                     "; if it fails again, "
+                                                     "an operator should "
+                                                     "check the app's "
+                                                     "settings.")}));
+  }
+  const std::string* code = Find(params, "code");
+  if (code == nullptr || !IsPlausibleCode(*code)) {
+    return Finish(context, Outcome::kBadRequest, 400,
+                  Text("Not a sign-in answer",
+                       {"The answer has no valid authorization code. Nothing "
+                        "was changed.",
+                        again}));
+  }
+
+  // The wait outlasts the request's own timeout a little, so that the
+  // HttpClient's answer (even a timeout) normally arrives first.
+  const absl::Duration wait =
+      options_.oauth.request_timeout +
+      std::min(options_.oauth.request_timeout, absl::Seconds(1));
+
+  auto exchange =
+      std::make_shared<Rendezvous<absl::StatusOr<UserTokenResponse>>>();
+  client_->ExchangeCode(
+      app, *code, context.sign_in->setup.redirect_uri,
+      std::move(context.sign_in->code_verifier),
+      [exchange, client = client_,
+       app = context.app](absl::StatusOr<UserTokenResponse> tokens) mutable {
+        if (exchange->Deliver(tokens)) return;
+        // Too late: the page said the sign-in failed, so nothing may stay.
+        if (tokens.ok() && !tokens->refresh_token.empty()) {
+          std::string refresh_token = tokens->refresh_token;
+          client->RevokeRefreshToken(*app, std::move(refresh_token),
+                                     [name = app->name](absl::Status status) {
+                                       LogRevokeResult(name, status);
+                                     });
+        }
+      });
+  std::optional<absl::StatusOr<UserTokenResponse>> tokens =
+      exchange->Await(wait);
+  if (!tokens.has_value()) {
+    return Finish(context, Outcome::kTimeout, 502,
+                  Text("The authorization server did not answer",
+                       {absl::StrCat("The broker got no answer in time when "
+                                     "it redeemed your sign-in for ",
+                                     app.name, ". Nothing was kept."),
+                        again}));
+  }
+  if (!tokens->ok()) {
+    LogWarning("oauth: code exchange failed",
+               {{"app", app.name},
+                {"error", std::string(tokens->status().message())}});
+    return Finish(
+        context, Outcome::kExchangeFailed, 502,
+        Text("The sign-in could not be completed",
+             {absl::StrCat("The authorization server did not accept the "
+                           "sign-in: ",
+                           tokens->status().message()),
+              again}));
+  }
+  UserTokenResponse& answer = **tokens;
+  if (answer.refresh_token.empty()) {
+    return Finish(
+        context, Outcome::kNoRefreshToken, 502,
+        Text("No refresh token was issued",
+             {absl::StrCat("The authorization server issued no refresh token "
+                           "for ",
+                           app.name,
+                           ", so the broker could not keep acting for you. "
+                           "Nothing was kept."),
+              "An operator must enable offline_access (the refresh_token "
+              "grant) for the app at the authorization server, then make a "
+              "new link: tokenbrokerctl connect " +
+                  app.name}));
+  }
+  std::vector<std::string> granted =
+      answer.scope_present ? answer.token.scopes : RequestedScopes(app);
+  std::sort(granted.begin(), granted.end());
+  std::vector<std::string> missing;
+  std::set_difference(app.scopes.begin(), app.scopes.end(), granted.begin(),
+                      granted.end(), std::back_inserter(missing));
+  context.scopes = granted;
+  if (!missing.empty()) {
+    RevokeQuietly(app, std::move(answer.refresh_token));
+    return Finish(
+        context, Outcome::kScopesNarrower, 403,
+        Text("Not all scopes were granted",
+             {absl::StrCat(app.name,
+                           " needs every scope it is configured with, and "
+                           "these were not granted:")},
+             missing,
+             {"Nothing was kept, and the token issued was revoked.",
+              absl::StrCat(again, " and approve all the scopes.")}));
+  }
+
+  auto userinfo = std::make_shared<Rendezvous<absl::StatusOr<UserInfo>>>();
+  client_->FetchUserinfo(app, answer.token.access_token,
+                         [userinfo](absl::StatusOr<UserInfo> info) mutable {
+                           userinfo->Deliver(info);
+                         });
+  ClearSecret(&answer.token.access_token);
+  std::optional<absl::StatusOr<UserInfo>> info = userinfo->Await(wait);
+  if (!info.has_value() || !info->ok()) {
+    RevokeQuietly(app, std::move(answer.refresh_token));
+    if (info.has_value()) {
+      LogWarning("oauth: userinfo failed",
+                 {{"app", app.name},
+                  {"error", std::string(info->status().message())}});
+    }
+    return Finish(
+        context,
+        info.has_value() ? Outcome::kUserinfoFailed : Outcome::kTimeout, 502,
+        Text("Who signed in could not be learned",
+             {absl::StrCat("The authorization server did not say "
+                           "who signed in",
+                           info.has_value()
+                               ? absl::StrCat(": ", info->status().message())
+                               : " in time",
+                           ". Nothing was kept, and the token "
+                           "issued was revoked."),
+              again}));
+  }
+  context.username = (*info)->username;
+
+  UserGrant grant;
+  grant.app = app.name;
+  grant.user_id = (*info)->sub;
+  grant.username = (*info)->username;
+  grant.refresh_token = answer.refresh_token;
+  grant.scopes = granted;
+  grant.connected_at = clock_.Now();
+  grant.updated_at = grant.connected_at;
+  absl::Status stored =
+      connect_ ? connect_(std::move(grant))
+               : absl::FailedPreconditionError("no grant store is configured");
+  if (!stored.ok()) {
+    LogError("oauth: could not store a grant",
+             {{"app", app.name},
+              {"user", context.username},
+              {"error", std::string(stored.message())}});
+    RevokeQuietly(app, std::move(answer.refresh_token));
+    return Finish(context, Outcome::kStoreFailed, 500,
+                  Text("The broker could not save the sign-in",
+                       {"The broker could not store your grant (its log says "
+                        "why). Nothing was kept, and the token issued was "
+                        "revoked.",
+                        absl::StrCat("Try again with a new link: "
+                                     "tokenbrokerctl connect ",
+                                     app.name,
+                                     "; if it fails again, tell an "
+                                     "operator.")}));
+  }
+  ClearSecret(&answer.refresh_token);
+  return Finish(
+      context, Outcome::kConnected, 200,
+      Text(absl::StrCat("Connected: ", app.name),
+           {absl::StrCat("You are signed in as ", context.username,
+                         ". The "
+                         "token broker may now act on your behalf for ",
+                         app.name, " with these scopes:")},
+           granted, {"You can close this window."}));
+}
+
+PageResponse OAuthFlow::Finish(CallbackContext& context, Outcome outcome,
+                               int status, PageText text) {
+  const size_t index = static_cast<size_t>(outcome);
+  callback_counts_[index].fetch_add(1, std::memory_order_relaxed);
+  const std::string& name = CallbackOutcomeNames()[index];
+  const bool allowed = outcome == Outcome::kConnected;
+  Audit("GET /oauth/callback", context.caller, context.app_name,
+        context.username, context.scopes, allowed, name, context.request.peer);
+  nlohmann::json fields = {{"app", context.app_name},
+                           {"caller", context.caller},
+                           {"outcome", name},
+                           {"peer", context.request.peer}};
+  if (!context.username.empty()) fields["user"] = context.username;
+  if (allowed) {
+    LogInfo("oauth: user connected", fields);
+  } else {
+    LogWarning("oauth: sign-in refused", fields);
+  }
+  PageResponse page = RenderPage(status, std::move(text));
+  // The binding cookie has done its work, whatever the outcome (busy: the
+  // state is still unused and needs it).
+  if (outcome != Outcome::kBusy) {
+    for (absl::string_view cookie : {kSecureCookie, kPlainCookie}) {
+      page.headers.emplace_back("Set-Cookie",
+                                SetCookie(cookie, "", absl::ZeroDuration()));
+    }
+  }
+  return page;
+}
+
+void OAuthFlow::RevokeQuietly(const AppConfig& app, std::string refresh_token) {
+  client_->RevokeRefreshToken(app, std::move(refresh_token),
+                              [name = app.name](absl::Status status) {
+                                LogRevokeResult(name, status);
+                              });
+}
+
+void OAuthFlow::Audit(absl::string_view rpc, absl::string_view caller,
+                      absl::string_view app, absl::string_view user,
+                      const std::vector<std::string>& scopes, bool allowed,
+                      absl::string_view reason, absl::string_view peer) {
+  AuditRecord record;
+  record.time = clock_.Now();
+  record.event = "connect";
+  record.caller = std::string(caller);
+  record.auth = "none";
+  record.peer = std::string(peer);
+  record.rpc = std::string(rpc);
+  record.app = std::string(app);
+  record.user = std::string(user);
+  record.scopes = scopes;
+  record.decision = allowed ? "allow" : "deny";
+  record.reason = std::string(reason);
+  if (absl::Status status = audit_.Write(record); !status.ok()) {
+    LogError("oauth: audit record not written",
+             {{"error", std::string(status.message())}});
+  }
+}
+
+OAuthFlowStats OAuthFlow::stats() const {
+  OAuthFlowStats stats;
+  stats.links_created = links_created_.load(std::memory_order_relaxed);
+  stats.starts = starts_.load(std::memory_order_relaxed);
+  stats.starts_refused = starts_refused_.load(std::memory_order_relaxed);
+  const std::vector<std::string>& names = CallbackOutcomeNames();
+  for (size_t i = 0; i < names.size(); ++i) {
+    stats.callbacks[names[i]] =
+        callback_counts_[i].load(std::memory_order_relaxed);
+  }
+  stats.pending = pending_.pending();
+  return stats;
+}
+
+}  // namespace tokenbroker
