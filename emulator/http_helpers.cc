@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include <cstdlib>
 
@@ -172,6 +173,45 @@ std::string RandomToken(size_t bytes) {
 bool SecretsEqual(const std::string& a, const std::string& b) {
   return a.size() == b.size() &&
          CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string S256Challenge(absl::string_view verifier) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(verifier.data()),
+         verifier.size(), digest);
+  std::string out;
+  absl::WebSafeBase64Escape(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)),
+      &out);
+  return out;
+}
+
+bool IsPkceString(absl::string_view s, size_t min_size, size_t max_size,
+                  bool pkce_verifier) {
+  if (s.size() < min_size || s.size() > max_size) return false;
+  for (const char c : s) {
+    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                    c == '-' || c == '_' ||
+                    (pkce_verifier && (c == '.' || c == '~'));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string AppendQuery(
+    const std::string& uri,
+    const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string out = uri;
+  char separator = uri.find('?') == std::string::npos ? '?' : '&';
+  for (const auto& [name, value] : params) {
+    if (value.empty()) continue;
+    out += separator;
+    out += httplib::detail::encode_query_param(name);
+    out += '=';
+    out += httplib::detail::encode_query_param(value);
+    separator = '&';
+  }
+  return out;
 }
 
 }  // namespace tokenbroker::emulator::internal

@@ -75,6 +75,18 @@ std::string FormatTimestamp(absl::Time t);
 std::string RandomToken(size_t bytes);
 // Constant-time comparison of two secrets.
 bool SecretsEqual(const std::string& a, const std::string& b);
+// RFC 7636 4.2 S256: BASE64URL(SHA256(ASCII(verifier))), without padding.
+std::string S256Challenge(absl::string_view verifier);
+// True if `s` is `min_size`..`max_size` characters of the given alphabet:
+// base64url (A-Z a-z 0-9 - _), or with `pkce_verifier` RFC 7636's
+// unreserved set (those and . ~).
+bool IsPkceString(absl::string_view s, size_t min_size, size_t max_size,
+                  bool pkce_verifier);
+// `uri` with `params` appended to its query ('?' or '&'), each name and value
+// percent-encoded. Pairs with an empty value are left out.
+std::string AppendQuery(
+    const std::string& uri,
+    const std::vector<std::pair<std::string, std::string>>& params);
 
 }  // namespace tokenbroker::emulator::internal
 

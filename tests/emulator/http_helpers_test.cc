@@ -98,5 +98,32 @@ TEST(RandomTokenTest, IsHexOfTheAskedLengthAndDiffers) {
   EXPECT_NE(a, b);
 }
 
+TEST(S256ChallengeTest, MatchesRfc7636AppendixB) {
+  EXPECT_EQ(S256Challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+}
+
+TEST(IsPkceStringTest, LengthAndAlphabet) {
+  const std::string b64 = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+  EXPECT_TRUE(IsPkceString(b64, 43, 43, false));
+  EXPECT_FALSE(IsPkceString(b64.substr(1), 43, 43, false));
+  EXPECT_FALSE(IsPkceString(b64 + "A", 43, 43, false));
+  EXPECT_FALSE(IsPkceString(b64.substr(1) + "+", 43, 43, false));
+  EXPECT_FALSE(IsPkceString(b64.substr(1) + "=", 43, 43, false));
+  EXPECT_FALSE(IsPkceString(b64.substr(1) + "~", 43, 43, false));
+  EXPECT_TRUE(IsPkceString(b64.substr(1) + "~", 43, 128, true));
+  EXPECT_TRUE(IsPkceString(std::string(128, '.'), 43, 128, true));
+  EXPECT_FALSE(IsPkceString(std::string(129, 'a'), 43, 128, true));
+}
+
+TEST(AppendQueryTest, EncodesAndPicksTheSeparator) {
+  EXPECT_EQ(AppendQuery("http://h/cb", {{"code", "a b&c=d"}, {"state", ""}}),
+            "http://h/cb?code=a%20b%26c%3Dd");
+  EXPECT_EQ(AppendQuery("http://h/cb?x=1",
+                        {{"error", "access_denied"}, {"iss", "http://i/o"}}),
+            "http://h/cb?x=1&error=access_denied&iss=http%3A%2F%2Fi%2Fo");
+  EXPECT_EQ(AppendQuery("http://h/cb", {}), "http://h/cb");
+}
+
 }  // namespace
 }  // namespace tokenbroker::emulator::internal
