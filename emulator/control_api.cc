@@ -1,8 +1,10 @@
 // The test-control surface: Emulator's methods that change what the emulator
-// serves (scopes, revocation, secrets, token lifetime, faults, counters) and
-// the /_emulator/ HTTP API over them (see README.md). The control API is
-// neither counted nor faulted (routes.cc).
+// serves (scopes, revocation, secrets, token lifetimes, refresh token
+// rotation, user passwords, grants, the clock, faults, counters) and the
+// /_emulator/ HTTP API over them (see README.md). The control API is neither
+// counted nor faulted (routes.cc).
 
+#include <algorithm>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -13,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "emulator/emulator.h"
 #include "emulator/emulator_impl.h"
 #include "emulator/http_helpers.h"
@@ -34,8 +37,10 @@ absl::StatusOr<json> ParseControlBody(const httplib::Request& req) {
   return body;
 }
 
-absl::Status GetInt(const json& body, const char* key, int* out, int min,
-                    int max) {
+// An integer field between min and max, if present (absent: OK, *out kept).
+template <typename Int>
+absl::Status GetInt(const json& body, const char* key, Int* out, int64_t min,
+                    int64_t max) {
   if (!body.contains(key)) return absl::OkStatus();
   const json& value = body[key];
   if (!value.is_number_integer() || value.get<int64_t>() < min ||
@@ -43,8 +48,18 @@ absl::Status GetInt(const json& body, const char* key, int* out, int min,
     return absl::InvalidArgumentError(absl::StrCat(
         "\"", key, "\" must be an integer between ", min, " and ", max));
   }
-  *out = value.get<int>();
+  *out = static_cast<Int>(value.get<int64_t>());
   return absl::OkStatus();
+}
+
+template <typename Int>
+absl::Status GetRequiredInt(const json& body, const char* key, Int* out,
+                            int64_t min, int64_t max) {
+  if (!body.contains(key)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", key, "\" is required"));
+  }
+  return GetInt(body, key, out, min, max);
 }
 
 absl::StatusOr<Fault> ParseFault(const json& body) {
@@ -94,11 +109,32 @@ absl::StatusOr<Fault> ParseFault(const json& body) {
 }
 
 json CountersToJson(const Counters& counters) {
-  return json{{"token_requests_by_client", counters.token_requests_by_client},
-              {"requests_by_endpoint", counters.requests_by_endpoint},
-              {"aborted_by_client", counters.aborted_by_client},
-              {"connections", counters.connections},
-              {"tokens_issued", counters.tokens_issued}};
+  return json{
+      {"token_requests_by_client", counters.token_requests_by_client},
+      {"token_requests_by_grant_type", counters.token_requests_by_grant_type},
+      {"requests_by_endpoint", counters.requests_by_endpoint},
+      {"aborted_by_client", counters.aborted_by_client},
+      {"connections", counters.connections},
+      {"tokens_issued", counters.tokens_issued},
+      {"authorize_page_views", counters.authorize_page_views},
+      {"logins_ok", counters.logins_ok},
+      {"logins_failed", counters.logins_failed},
+      {"consents_approved", counters.consents_approved},
+      {"consents_denied", counters.consents_denied},
+      {"refresh_token_reuse_detected", counters.refresh_token_reuse_detected}};
+}
+
+json GrantsToJson(const std::vector<GrantInfo>& grants) {
+  json out = json::array();
+  for (const GrantInfo& grant : grants) {
+    out.push_back({{"grant_id", grant.grant_id},
+                   {"user_id", grant.user_id},
+                   {"username", grant.username},
+                   {"client_id", grant.client_id},
+                   {"scopes", grant.scopes},
+                   {"live_refresh_tokens", grant.live_refresh_tokens}});
+  }
+  return json{{"grants", out}};
 }
 
 int HttpStatusOf(const absl::Status& status) {
@@ -150,6 +186,98 @@ absl::Status Emulator::Impl::SetClientSecret(const std::string& client_id,
   return absl::OkStatus();
 }
 
+absl::Status Emulator::Impl::SetRotateRefreshTokens(
+    const std::string& client_id, bool rotate) {
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  it->second.rotate_refresh_tokens = rotate;
+  return absl::OkStatus();
+}
+
+absl::Status Emulator::Impl::SetRefreshTokenLifetime(
+    const std::string& client_id, int64_t seconds) {
+  if (seconds < 1) {
+    return absl::InvalidArgumentError(
+        "the refresh token lifetime must be at least 1 second");
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  it->second.app.refresh_token_lifetime_seconds = seconds;
+  return absl::OkStatus();
+}
+
+absl::Status Emulator::Impl::SetUserPassword(const std::string& user,
+                                             const std::string& password) {
+  if (password.empty()) {
+    return absl::InvalidArgumentError("the password must not be empty");
+  }
+  const UserFixture* fixture = FindUser(user, /*or_username=*/true);
+  if (fixture == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown user ", user));
+  }
+  absl::MutexLock lock(&mu_);
+  UserState& state = users_[fixture->id];
+  state.password = password;
+  ++state.epoch;  // codes and signed-in pages not redeemed yet
+  for (auto& [id, grant] : grants_) {
+    if (grant.user_id == fixture->id) grant.revoked = true;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Emulator::Impl::RevokeGrant(const std::string& grant_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = grants_.find(grant_id);
+  if (it == grants_.end() || it->second.revoked) {
+    return absl::NotFoundError("no live grant has this id");
+  }
+  it->second.revoked = true;
+  return absl::OkStatus();
+}
+
+std::vector<GrantInfo> Emulator::Impl::ListGrants() const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = Now();
+  std::vector<std::pair<int64_t, GrantInfo>> live;
+  for (const auto& [id, grant] : grants_) {
+    if (grant.revoked) continue;
+    GrantInfo info;
+    info.grant_id = id;
+    info.user_id = grant.user_id;
+    const UserFixture* user = FindUser(grant.user_id);
+    if (user != nullptr) info.username = user->username;
+    info.client_id = grant.client_id;
+    info.scopes = grant.scopes;
+    for (const std::string& token : grant.refresh_tokens) {
+      auto record = tokens_.find(token);
+      if (record != tokens_.end() && RefreshTokenLive(record->second, now)) {
+        ++info.live_refresh_tokens;
+      }
+    }
+    live.emplace_back(grant.sequence, std::move(info));
+  }
+  std::sort(live.begin(), live.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<GrantInfo> out;
+  for (auto& entry : live) out.push_back(std::move(entry.second));
+  return out;
+}
+
+absl::Status Emulator::Impl::AdvanceTime(absl::Duration by) {
+  if (by < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("time only moves forward");
+  }
+  absl::MutexLock lock(&mu_);
+  time_offset_ += by;
+  return absl::OkStatus();
+}
+
 void Emulator::Impl::HandleControl(const std::string& what,
                                    const httplib::Request& req,
                                    httplib::Response& res) {
@@ -168,8 +296,13 @@ void Emulator::Impl::HandleControl(const std::string& what,
     SetJson(res, 200, ok);
     return;
   }
-  if (what == "revoke") {
-    const absl::Status status = RevokeApp(req.matches[1]);
+  if (what == "grants") {
+    SetJson(res, 200, GrantsToJson(ListGrants()));
+    return;
+  }
+  if (what == "revoke" || what == "revoke-grant") {
+    const absl::Status status = what == "revoke" ? RevokeApp(req.matches[1])
+                                                 : RevokeGrant(req.matches[1]);
     if (!status.ok())
       return SetMessage(res, HttpStatusOf(status), status.message());
     SetJson(res, 200, ok);
@@ -217,11 +350,30 @@ void Emulator::Impl::HandleControl(const std::string& what,
                              (*body)["client_secret"].get<std::string>());
   } else if (what == "token-lifetime") {
     int seconds = 0;
-    if (!body->contains("seconds")) {
-      return SetMessage(res, 400, "\"seconds\" is required");
-    }
-    status = GetInt(*body, "seconds", &seconds, 1, 86400 * 365);
+    status = GetRequiredInt(*body, "seconds", &seconds, 1, 86400 * 365);
     if (status.ok()) SetTokenLifetime(seconds);
+  } else if (what == "refresh-token-lifetime") {
+    int64_t seconds = 0;
+    status =
+        GetRequiredInt(*body, "seconds", &seconds, 1, int64_t{86400} * 3650);
+    if (status.ok()) status = SetRefreshTokenLifetime(req.matches[1], seconds);
+  } else if (what == "rotation") {
+    if (!body->contains("rotate") || !(*body)["rotate"].is_boolean()) {
+      return SetMessage(res, 400, "\"rotate\" (true or false) is required");
+    }
+    status =
+        SetRotateRefreshTokens(req.matches[1], (*body)["rotate"].get<bool>());
+  } else if (what == "password") {
+    if (!body->contains("password") || !(*body)["password"].is_string()) {
+      return SetMessage(res, 400, "\"password\" (a string) is required");
+    }
+    status =
+        SetUserPassword(req.matches[1], (*body)["password"].get<std::string>());
+  } else if (what == "advance-time") {
+    int64_t seconds = 0;
+    status =
+        GetRequiredInt(*body, "seconds", &seconds, 0, int64_t{86400} * 3650);
+    if (status.ok()) status = AdvanceTime(absl::Seconds(seconds));
   } else if (what == "add-fault") {
     absl::StatusOr<Fault> fault = ParseFault(*body);
     status = fault.status();

@@ -101,6 +101,9 @@ absl::Status Emulator::Impl::Start(const Options& options) {
     if (host == "::") host = "::1";
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
     base_url_ = absl::StrCat("http://", host, ":", port);
+    issuer_ = options.issuer.empty()
+                  ? absl::StrCat(base_url_, "/accounts/api/v2/oauth2")
+                  : options.issuer;
     log_requests_ = options.log_requests;
   }
   port_ = port;
@@ -160,6 +163,27 @@ absl::Status Emulator::SetClientSecret(const std::string& client_id,
 }
 void Emulator::SetTokenLifetime(int seconds) {
   impl_->SetTokenLifetime(seconds);
+}
+absl::Status Emulator::SetRotateRefreshTokens(const std::string& client_id,
+                                              bool rotate) {
+  return impl_->SetRotateRefreshTokens(client_id, rotate);
+}
+absl::Status Emulator::SetRefreshTokenLifetime(const std::string& client_id,
+                                               int64_t seconds) {
+  return impl_->SetRefreshTokenLifetime(client_id, seconds);
+}
+absl::Status Emulator::SetUserPassword(const std::string& user,
+                                       const std::string& password) {
+  return impl_->SetUserPassword(user, password);
+}
+absl::Status Emulator::RevokeGrant(const std::string& grant_id) {
+  return impl_->RevokeGrant(grant_id);
+}
+std::vector<GrantInfo> Emulator::ListGrants() const {
+  return impl_->ListGrants();
+}
+absl::Status Emulator::AdvanceTime(absl::Duration by) {
+  return impl_->AdvanceTime(by);
 }
 void Emulator::AddFault(Fault fault) { impl_->AddFault(std::move(fault)); }
 void Emulator::ClearFaults() { impl_->ClearFaults(); }

@@ -15,12 +15,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace tokenbroker::emulator {
 
@@ -33,17 +35,37 @@ struct ScopeGrant {
   std::string env;
 };
 
+// "Who can use this application" of a user app (Access Management).
+enum class Audience {
+  kAllUsers,    // any Anypoint user may sign in and consent
+  kOrgMembers,  // only members of the app's org_id
+};
+
+inline constexpr int64_t kDefaultRefreshTokenLifetimeSeconds = 90 * 86400;
+
 // A connected app. grant_types: "client_credentials", "authorization_code",
-// "refresh_token". For user apps, `scopes` bounds what authorize may request.
+// "refresh_token". For user apps, `scopes` bounds what authorize may request,
+// `redirect_uris` are compared to the authorize request's exactly, and
+// `audience` says who may consent.
 struct AppFixture {
   std::string client_id, client_secret, name, org_id;
   std::vector<std::string> grant_types;
   std::vector<ScopeGrant> scopes;
   std::vector<std::string> redirect_uris;
+  Audience audience = Audience::kAllUsers;
+  // Unset: Fixture::rotate_refresh_tokens.
+  std::optional<bool> rotate_refresh_tokens;
+  // Measured from each refresh token's issue.
+  int64_t refresh_token_lifetime_seconds = kDefaultRefreshTokenLifetimeSeconds;
 };
 
+// A user who can sign in on the authorize page. An empty password: the user
+// cannot sign in. org_ids: the organizations the user is a member of (always
+// including org_id, the user's own).
 struct UserFixture {
   std::string id, username, org_id;
+  std::string password;
+  std::vector<std::string> org_ids;
 };
 
 struct EnvironmentFixture {
@@ -76,9 +98,10 @@ struct CloudHubAppFixture {
 // Everything the emulator serves. See emulator/fixtures/demo.yaml.
 struct Fixture {
   int token_lifetime_seconds = 3600;
-  // When true, a refresh_token grant returns a new refresh token and the old
-  // one stops working; when false, the response has no refresh_token and the
-  // old one stays valid.
+  // The default of AppFixture::rotate_refresh_tokens. When true, a
+  // refresh_token grant returns a new refresh token; the old one stays usable
+  // until the new one is first presented (see README.md, "Refresh tokens");
+  // when false, the answer has no refresh_token and the old one stays valid.
   bool rotate_refresh_tokens = true;
   std::vector<OrgFixture> organizations;
   std::vector<AppFixture> apps;
@@ -119,7 +142,8 @@ std::string FaultKindName(FaultKind kind);
 absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name);
 
 struct Fault {
-  // "token", "revoke", "userinfo", "authorize", "discovery", "resource" (any
+  // "token", "revoke", "userinfo", "authorize" (also the sign-in and consent
+  // POSTs), "discovery", "resource" (any
   // resource endpoint, including /_emulator/authed-echo), "echo"
   // (/_emulator/echo) or "*" (all of them; never the control API).
   std::string endpoint = "token";
@@ -133,9 +157,10 @@ struct Counters {
   // Every POST to the token endpoint, keyed by client_id ("" if none), faulted
   // or not.
   std::map<std::string, int64_t> token_requests_by_client;
-  // Keys: token, authorize, revoke, userinfo, discovery, me, environments,
-  // designcenter_projects, exchange_assets, cloudhub_applications, echo,
-  // authed_echo, not_found. The control API is not counted.
+  // Keys: token, authorize, authorize_login, authorize_consent, revoke,
+  // userinfo, discovery, me, environments, designcenter_projects,
+  // exchange_assets, cloudhub_applications, echo, authed_echo, not_found.
+  // The control API is not counted.
   std::map<std::string, int64_t> requests_by_endpoint;
   // Requests whose client closed the connection while a latency fault held
   // the answer back, keyed like requests_by_endpoint: proof that a client
@@ -144,6 +169,29 @@ struct Counters {
   // TCP connections accepted (counted exactly: one per accepted socket).
   int64_t connections = 0;
   int64_t tokens_issued = 0;  // access and refresh tokens
+  // Every POST to the token endpoint by grant_type: "authorization_code",
+  // "refresh_token", "client_credentials", or "other" (missing or another).
+  std::map<std::string, int64_t> token_requests_by_grant_type;
+  // Sign-in pages served by GET authorize (valid requests only).
+  int64_t authorize_page_views = 0;
+  int64_t logins_ok = 0;
+  int64_t logins_failed = 0;
+  int64_t consents_approved = 0;
+  int64_t consents_denied = 0;
+  // Refresh tokens presented after their successor was used: each one
+  // revoked its whole grant.
+  int64_t refresh_token_reuse_detected = 0;
+};
+
+// One live grant (authorization): what a user consented to for an app, with
+// every access and refresh token issued from it. Never holds a token value.
+struct GrantInfo {
+  std::string grant_id;  // an opaque handle for RevokeGrant, not a token
+  std::string user_id, username, client_id;
+  std::vector<std::string> scopes;  // as consented
+  // Refresh tokens that would be accepted now: not revoked, not expired and
+  // whose successor (if any) was never presented.
+  int live_refresh_tokens = 0;
 };
 
 struct Options {
@@ -151,6 +199,9 @@ struct Options {
   int port = 0;  // 0: an ephemeral port
   // One JSON line per request on stderr (never tokens, secrets or queries).
   bool log_requests = false;
+  // The issuer of discovery and of the authorization response's `iss`
+  // (RFC 9207). Empty: base_url() + "/accounts/api/v2/oauth2".
+  std::string issuer;
 };
 
 // The emulator. All methods are thread-safe; the test-control methods take
@@ -185,6 +236,30 @@ class Emulator final {
                                const std::string& secret);
   // Lifetime (expires_in) of access tokens issued from now on.
   void SetTokenLifetime(int seconds);
+  // Whether refresh_token grants of the app rotate the refresh token.
+  // kNotFound for an unknown client_id.
+  absl::Status SetRotateRefreshTokens(const std::string& client_id,
+                                      bool rotate);
+  // Refresh token lifetime of the app, measured from each refresh token's
+  // issue; applies to refresh tokens already issued too. kNotFound if the app
+  // is unknown, kInvalidArgument if seconds < 1.
+  absl::Status SetRefreshTokenLifetime(const std::string& client_id,
+                                       int64_t seconds);
+  // "The user changed their password": sets it and revokes every grant of
+  // the user (all their access and refresh tokens) and every code and
+  // sign-in not yet redeemed. `user` is a user id or username. kNotFound if
+  // unknown, kInvalidArgument if the password is empty.
+  absl::Status SetUserPassword(const std::string& user,
+                               const std::string& password);
+  // Revokes one grant: every access and refresh token issued from it.
+  // kNotFound if no live grant has that id.
+  absl::Status RevokeGrant(const std::string& grant_id);
+  // The live (not revoked) grants, oldest first.
+  std::vector<GrantInfo> ListGrants() const;
+  // Moves the emulator's clock forward (token, code, sign-in and refresh
+  // token expiry; not the fault headers): how tests let time pass without
+  // sleeping. kInvalidArgument if negative.
+  absl::Status AdvanceTime(absl::Duration by);
   void AddFault(Fault fault);
   void ClearFaults();
   Counters GetCounters() const;

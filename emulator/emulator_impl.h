@@ -9,7 +9,9 @@
 //   faults.cc          fault matching and the injected answers
 //   oauth.cc           token, revoke, userinfo, discovery; client and bearer
 //                      authentication; token issue
-//   oauth_authorize.cc authorize (and the sign-in/consent pages to come)
+//   oauth_authorize.cc authorize, sign-in and consent (the browser side of
+//                      the authorization code flow)
+//   pages.h/.cc        the HTML of those pages
 //   resources.cc       me, environments, design center, exchange, cloudhub,
 //                      echo; scope checks
 //   control_api.cc     the test-control methods and /_emulator/ API
@@ -53,7 +55,12 @@ class Emulator::Impl {
   explicit Impl(Fixture fixture) : fixture_(std::move(fixture)) {
     absl::MutexLock lock(&mu_);
     for (const AppFixture& app : fixture_.apps) {
-      apps_[app.client_id] = AppState{app, 0};
+      apps_[app.client_id] = AppState{
+          app, 0,
+          app.rotate_refresh_tokens.value_or(fixture_.rotate_refresh_tokens)};
+    }
+    for (const UserFixture& user : fixture_.users) {
+      users_[user.id] = UserState{user.password, 0};
     }
     token_lifetime_seconds_ = fixture_.token_lifetime_seconds;
   }
@@ -81,6 +88,18 @@ class Emulator::Impl {
     absl::MutexLock lock(&mu_);
     token_lifetime_seconds_ = std::max(1, seconds);
   }
+  absl::Status SetRotateRefreshTokens(const std::string& client_id, bool rotate)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SetRefreshTokenLifetime(const std::string& client_id,
+                                       int64_t seconds)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SetUserPassword(const std::string& user,
+                               const std::string& password)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RevokeGrant(const std::string& grant_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<GrantInfo> ListGrants() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status AdvanceTime(absl::Duration by) ABSL_LOCKS_EXCLUDED(mu_);
   void AddFault(Fault fault) ABSL_LOCKS_EXCLUDED(mu_) {
     if (fault.count == 0) return;
     absl::MutexLock lock(&mu_);
@@ -105,23 +124,65 @@ class Emulator::Impl {
     // Bumped by SetAppScopes and RevokeApp: tokens and codes carry the value
     // at issue time and are refused once it differs.
     int64_t generation = 0;
+    bool rotate_refresh_tokens = true;
+  };
+  struct UserState {
+    std::string password;
+    // Bumped by a password change: codes and sign-ins carry the value at
+    // sign-in and are refused once it differs.
+    int64_t epoch = 0;
   };
   enum class TokenKind { kAccess, kRefresh };
   struct TokenRecord {
     TokenKind kind = TokenKind::kAccess;
     std::string client_id;
     std::string user_id;              // empty for client_credentials tokens
-    std::vector<std::string> scopes;  // requested scopes (user tokens)
+    std::vector<std::string> scopes;  // consented scopes (user tokens)
+    std::string grant_id;             // empty for client_credentials tokens
     int64_t generation = 0;
-    absl::Time expires;
+    absl::Time issued;
+    absl::Time expires;  // access tokens; refresh: issued + the app's lifetime
     bool revoked = false;
+    // Refresh tokens: presented at the token endpoint at least once (which
+    // retires its predecessor), and the refresh token issued from it.
+    bool presented = false;
+    std::string successor;
+  };
+  // One authorization of a user for an app: a code's redemption starts it;
+  // every token issued from it (through refreshes) belongs to it.
+  struct GrantRecord {
+    std::string client_id, user_id;
+    std::vector<std::string> scopes;
+    absl::Time created;
+    int64_t sequence = 0;  // creation order, for ListGrants
+    bool revoked = false;
+    std::vector<std::string> refresh_tokens;  // in issue order
   };
   struct CodeRecord {
-    std::string client_id, user_id, redirect_uri;
+    std::string client_id, user_id;
+    // As sent to authorize (empty if omitted) and the one redirected to.
+    std::string redirect_uri_sent, redirect_uri;
     std::vector<std::string> scopes;
+    std::string code_challenge;  // S256; empty: no PKCE
     int64_t generation = 0;
+    int64_t user_epoch = 0;
     absl::Time expires;
     bool used = false;
+    std::string grant_id;  // set when redeemed
+  };
+  // A validated authorize request waiting for sign-in and consent, keyed by
+  // its unguessable transaction id (the hidden `txn` of the pages).
+  struct AuthorizeTxn {
+    std::string client_id;
+    std::string redirect_uri_sent, redirect_uri;
+    std::string state;
+    std::vector<std::string> scopes;
+    std::string code_challenge;
+    absl::Time expires;
+    int failed_logins = 0;
+    // Set by a successful sign-in; the consent page is then the only step.
+    std::string user_id;
+    int64_t user_epoch = 0;
   };
   // What a valid bearer token grants, copied out of the lock.
   struct Grant {
@@ -175,12 +236,45 @@ class Emulator::Impl {
   std::string IssueToken(TokenKind kind, const AppState& app,
                          const std::string& user_id,
                          const std::vector<std::string>& scopes,
-                         absl::Duration lifetime)
+                         absl::Duration lifetime,
+                         const std::string& grant_id = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PurgeExpired(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The authorization_code and refresh_token grants of HandleToken: fill
+  // `res` with an error, or set *user_id, *scopes, *grant_id and
+  // *with_refresh for the tokens to issue.
+  bool RedeemCode(const internal::Params& params, const AppState& app,
+                  absl::Time now, httplib::Response& res, std::string* user_id,
+                  std::vector<std::string>* scopes, std::string* grant_id,
+                  bool* with_refresh) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RedeemRefreshToken(const internal::Params& params, const AppState& app,
+                          absl::Time now, httplib::Response& res,
+                          std::string* user_id,
+                          std::vector<std::string>* scopes,
+                          std::string* grant_id, std::string* predecessor)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A refresh token's expiry: its issue plus its app's current lifetime.
+  absl::Time RefreshExpiry(const TokenRecord& record) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a refresh token would be accepted at `now` (not counting its
+  // app's generation).
+  bool RefreshTokenLive(const TokenRecord& record, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool GrantRevoked(const std::string& grant_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The emulator's clock: the real time plus AdvanceTime's offset.
+  absl::Time Now() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return absl::Now() + time_offset_;
+  }
+  // The issuer (RFC 9207 `iss`, discovery's `issuer`).
+  std::string Issuer() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // oauth_authorize.cc
   void HandleAuthorize(const httplib::Request& req, httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleLogin(const httplib::Request& req, httplib::Response& res)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleConsent(const httplib::Request& req, httplib::Response& res)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // resources.cc
@@ -197,6 +291,11 @@ class Emulator::Impl {
                  const std::string& org, const std::string& env,
                  httplib::Response& res);
   const OrgFixture* FindOrg(const std::string& id) const;
+  // The fixture user with this id (or, if `or_username`, this username);
+  // nullptr if none. The fixture is immutable: no lock needed.
+  const UserFixture* FindUser(const std::string& id,
+                              bool or_username = false) const;
+  static bool IsMember(const UserFixture& user, const std::string& org_id);
 
   // control_api.cc
   void HandleControl(const std::string& what, const httplib::Request& req,
@@ -207,8 +306,14 @@ class Emulator::Impl {
 
   mutable absl::Mutex mu_;
   std::map<std::string, AppState> apps_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, UserState> users_ ABSL_GUARDED_BY(mu_);  // by id
   absl::flat_hash_map<std::string, TokenRecord> tokens_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, CodeRecord> codes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, AuthorizeTxn> txns_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, GrantRecord> grants_ ABSL_GUARDED_BY(mu_);
+  int64_t grant_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration time_offset_ ABSL_GUARDED_BY(mu_);
+  std::string issuer_ ABSL_GUARDED_BY(mu_);
   std::vector<Fault> faults_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);
   int token_lifetime_seconds_ ABSL_GUARDED_BY(mu_) = 3600;

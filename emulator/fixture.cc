@@ -1,6 +1,7 @@
 // Fixture parsing. yaml-cpp reports errors by exception; they are caught here
 // and turned into kInvalidArgument with the fixture's name and line.
 
+#include <algorithm>
 #include <fstream>
 #include <initializer_list>
 #include <set>
@@ -11,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
@@ -165,15 +167,29 @@ Fixture ParseRoot(const YAML::Node& root) {
     }
   };
 
+  std::set<std::string> usernames;
   for (const auto& u : Seq(root, "users", "the fixture")) {
-    CheckKeys(u, "a user", {"id", "username", "org_id"});
+    CheckKeys(u, "a user", {"id", "username", "org_id", "password", "org_ids"});
     UserFixture user;
     user.id = Str(u, "id", "a user", true);
-    user.username = Str(u, "username", "user " + user.id, true);
-    user.org_id = Str(u, "org_id", "user " + user.id, true);
-    check_org(u, user.org_id, "user " + user.id);
+    const std::string where = "user " + user.id;
+    user.username = Str(u, "username", where, true);
+    user.org_id = Str(u, "org_id", where, true);
+    check_org(u, user.org_id, where);
+    user.password = Str(u, "password", where, false);
+    user.org_ids = StrList(u, "org_ids", where);
+    for (const std::string& org : user.org_ids) {
+      check_org(u["org_ids"], org, where + ", org_ids");
+    }
+    if (std::find(user.org_ids.begin(), user.org_ids.end(), user.org_id) ==
+        user.org_ids.end()) {
+      user.org_ids.insert(user.org_ids.begin(), user.org_id);
+    }
     if (!user_ids.insert(user.id).second) {
       Fail(u, absl::StrCat("duplicate user id \"", user.id, "\""));
+    }
+    if (!usernames.insert(user.username).second) {
+      Fail(u, absl::StrCat("duplicate username \"", user.username, "\""));
     }
     f.users.push_back(std::move(user));
   }
@@ -183,7 +199,8 @@ Fixture ParseRoot(const YAML::Node& root) {
   for (const auto& a : Seq(root, "apps", "the fixture")) {
     CheckKeys(a, "an app",
               {"client_id", "client_secret", "name", "org_id", "grant_types",
-               "scopes", "redirect_uris"});
+               "scopes", "redirect_uris", "audience", "rotate_refresh_tokens",
+               "refresh_token_lifetime_seconds"});
     AppFixture app;
     app.client_id = Str(a, "client_id", "an app", true);
     const std::string where = "app " + app.client_id;
@@ -218,6 +235,37 @@ Fixture ParseRoot(const YAML::Node& root) {
       app.scopes.push_back(std::move(grant));
     }
     app.redirect_uris = StrList(a, "redirect_uris", where);
+    for (const std::string& uri : app.redirect_uris) {
+      // RFC 6749 3.1.2: absolute, no fragment.
+      if (!(absl::StartsWith(uri, "http://") ||
+            absl::StartsWith(uri, "https://")) ||
+          uri.find('#') != std::string::npos) {
+        Fail(a["redirect_uris"],
+             absl::StrCat(where, ": redirect URI \"", uri,
+                          "\" must be an absolute http(s) URI without a "
+                          "fragment"));
+      }
+    }
+    const std::string audience = Str(a, "audience", where, false);
+    if (audience == "org_members") {
+      app.audience = Audience::kOrgMembers;
+    } else if (!audience.empty() && audience != "all_users") {
+      Fail(a["audience"], absl::StrCat(where,
+                                       ": audience must be all_users or "
+                                       "org_members"));
+    }
+    if (a["rotate_refresh_tokens"]) {
+      app.rotate_refresh_tokens =
+          Bool(a, "rotate_refresh_tokens", where, f.rotate_refresh_tokens);
+    }
+    app.refresh_token_lifetime_seconds =
+        Int(a, "refresh_token_lifetime_seconds", where,
+            static_cast<int>(kDefaultRefreshTokenLifetimeSeconds));
+    if (app.refresh_token_lifetime_seconds <= 0) {
+      Fail(a["refresh_token_lifetime_seconds"],
+           absl::StrCat(where,
+                        ": refresh_token_lifetime_seconds must be positive"));
+    }
     if (!client_ids.insert(app.client_id).second) {
       Fail(a, absl::StrCat("duplicate client_id \"", app.client_id, "\""));
     }

@@ -35,6 +35,10 @@ ABSL_FLAG(int, token_lifetime_seconds, 0,
           "if > 0, overrides the fixture's token_lifetime_seconds");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written to this file once listening");
+ABSL_FLAG(std::string, issuer, "",
+          "the OAuth issuer (discovery's issuer, the iss of authorization "
+          "responses); default http://HOST:PORT/accounts/api/v2/oauth2 of "
+          "--listen. Set it to the URL clients use when that differs");
 
 namespace {
 
@@ -79,7 +83,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Local stand-in for Anypoint Platform with fault injection.\n"
       "Usage: anypoint-emulator --fixture FILE [--listen HOST:PORT] "
-      "[--token_lifetime_seconds N] [--port_file PATH]");
+      "[--token_lifetime_seconds N] [--port_file PATH] [--issuer URL]");
   absl::ParseCommandLine(argc, argv);
 
   const std::string fixture_path = absl::GetFlag(FLAGS_fixture);
@@ -121,6 +125,7 @@ int main(int argc, char** argv) {
   options.host = host;
   options.port = port;
   options.log_requests = true;
+  options.issuer = absl::GetFlag(FLAGS_issuer);
   const absl::Status started = emulator.Start(options);
   if (!started.ok()) {
     LogLine("error", "cannot start",

@@ -2,8 +2,10 @@
 // projects, exchange search, cloudhub applications, and the echo endpoints
 // (/_emulator/echo, /_emulator/authed-echo). Each validates the bearer token
 // (Authenticate, oauth.cc) and checks its scopes for the org/env context the
-// request names (Authorize, here), as anypoint-api.md models it.
+// request names (Authorize, here), as anypoint-api.md models it; a user
+// token also needs its user to be a member of that org.
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -39,10 +41,46 @@ const OrgFixture* Emulator::Impl::FindOrg(const std::string& id) const {
   return nullptr;
 }
 
+const UserFixture* Emulator::Impl::FindUser(const std::string& id,
+                                            bool or_username) const {
+  for (const UserFixture& user : fixture_.users) {
+    if (user.id == id) return &user;
+  }
+  if (!or_username) return nullptr;
+  for (const UserFixture& user : fixture_.users) {
+    if (user.username == id) return &user;
+  }
+  return nullptr;
+}
+
+bool Emulator::Impl::IsMember(const UserFixture& user,
+                              const std::string& org_id) {
+  return user.org_id == org_id ||
+         std::find(user.org_ids.begin(), user.org_ids.end(), org_id) !=
+             user.org_ids.end();
+}
+
 bool Emulator::Impl::Authorize(const Grant& grant,
                                const std::vector<std::string>& any_of,
                                const std::string& org, const std::string& env,
                                httplib::Response& res) {
+  if (!grant.user_id.empty() && !org.empty()) {
+    // A user acts only inside the organizations they belong to, whatever
+    // the app's scopes say.
+    const UserFixture* user = FindUser(grant.user_id);
+    if (user == nullptr || !IsMember(*user, org)) {
+      SetJson(
+          res, 403,
+          json{{"message",
+                absl::StrCat("Forbidden: the user ",
+                             user == nullptr ? grant.user_id : user->username,
+                             " is not a member of organization ", org,
+                             "; a user's token reaches only the organizations "
+                             "the user belongs to")},
+               {"not_a_member_of", org}});
+      return false;
+    }
+  }
   for (const std::string& wanted : any_of) {
     if (wanted == "profile") return true;
     for (const ScopeGrant& scope : grant.scopes) {
@@ -77,19 +115,27 @@ void Emulator::Impl::HandleMe(const httplib::Request& req,
                    {"org_id", grant->app_org}}}});
     return;
   }
-  for (const UserFixture& user : fixture_.users) {
-    if (user.id != grant->user_id) continue;
-    const OrgFixture* org = FindOrg(user.org_id);
-    SetJson(res, 200,
-            json{{"user",
-                  {{"id", user.id},
-                   {"username", user.username},
-                   {"organization",
-                    {{"id", user.org_id},
-                     {"name", org == nullptr ? "" : org->name}}}}}});
+  const UserFixture* user = FindUser(grant->user_id);
+  if (user == nullptr) {
+    SetMessage(res, 404, "the token's user is not in the fixture");
     return;
   }
-  SetMessage(res, 404, "the token's user is not in the fixture");
+  const OrgFixture* org = FindOrg(user->org_id);
+  json member_of = json::array();
+  for (const OrgFixture& o : fixture_.organizations) {
+    if (IsMember(*user, o.id)) {
+      member_of.push_back({{"id", o.id}, {"name", o.name}});
+    }
+  }
+  SetJson(
+      res, 200,
+      json{
+          {"user",
+           {{"id", user->id},
+            {"username", user->username},
+            {"organization",
+             {{"id", user->org_id}, {"name", org == nullptr ? "" : org->name}}},
+            {"memberOfOrganizations", member_of}}}});
 }
 
 void Emulator::Impl::HandleEnvironments(const httplib::Request& req,

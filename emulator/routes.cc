@@ -16,6 +16,7 @@
 #include "emulator/emulator.h"
 #include "emulator/emulator_impl.h"
 #include "emulator/http_helpers.h"
+#include "emulator/pages.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 
@@ -43,7 +44,7 @@ void Emulator::Impl::Route(httplib::Server& server, const std::string& method,
                                                    httplib::Response& res) {
     const absl::Time start = absl::Now();
     if (!counter.empty()) {
-      std::string client_id;
+      std::string client_id, grant_type;
       if (counter == "token") {
         auto params = internal::ParseBodyParams(req);
         std::string secret;
@@ -51,10 +52,20 @@ void Emulator::Impl::Route(httplib::Server& server, const std::string& method,
         internal::ClientCredentials(req,
                                     params.ok() ? *params : internal::Params(),
                                     &client_id, &secret, &basic);
+        grant_type = params.ok() ? internal::ParamOr(*params, "grant_type")
+                                 : std::string();
+        if (grant_type != "authorization_code" &&
+            grant_type != "refresh_token" &&
+            grant_type != "client_credentials") {
+          grant_type = "other";
+        }
       }
       absl::MutexLock lock(&mu_);
       ++counters_.requests_by_endpoint[counter];
-      if (counter == "token") ++counters_.token_requests_by_client[client_id];
+      if (counter == "token") {
+        ++counters_.token_requests_by_client[client_id];
+        ++counters_.token_requests_by_grant_type[grant_type];
+      }
     }
     std::optional<Fault> fault;
     if (!fault_endpoint.empty()) fault = TakeFault(fault_endpoint);
@@ -113,6 +124,10 @@ void Emulator::Impl::RegisterRoutes(httplib::Server& server) {
         std::bind(&Impl::HandleToken, this, _1, _2));
   Route(server, "GET", kAuthorizePath, "authorize", "authorize",
         std::bind(&Impl::HandleAuthorize, this, _1, _2));
+  Route(server, "POST", internal::kLoginPath, "authorize_login", "authorize",
+        std::bind(&Impl::HandleLogin, this, _1, _2));
+  Route(server, "POST", internal::kConsentPath, "authorize_consent",
+        "authorize", std::bind(&Impl::HandleConsent, this, _1, _2));
   Route(server, "POST", kRevokePath, "revoke", "revoke",
         std::bind(&Impl::HandleRevoke, this, _1, _2));
   Route(server, "GET", kUserinfoPath, "userinfo", "userinfo",
@@ -144,6 +159,17 @@ void Emulator::Impl::RegisterRoutes(httplib::Server& server) {
         control("revoke"));
   Route(server, "POST", "/_emulator/apps/([^/]+)/secret", "", "",
         control("secret"));
+  Route(server, "POST", "/_emulator/apps/([^/]+)/refresh-token-lifetime", "",
+        "", control("refresh-token-lifetime"));
+  Route(server, "POST", "/_emulator/apps/([^/]+)/rotation", "", "",
+        control("rotation"));
+  Route(server, "POST", "/_emulator/users/([^/]+)/password", "", "",
+        control("password"));
+  Route(server, "GET", "/_emulator/grants", "", "", control("grants"));
+  Route(server, "POST", "/_emulator/grants/([^/]+)/revoke", "", "",
+        control("revoke-grant"));
+  Route(server, "POST", "/_emulator/advance-time", "", "",
+        control("advance-time"));
   Route(server, "POST", "/_emulator/token-lifetime", "", "",
         control("token-lifetime"));
   Route(server, "POST", "/_emulator/faults", "", "", control("add-fault"));

@@ -35,7 +35,6 @@ constexpr char kProd[] = "7f3a9b2e-1d4c-4e8f-a6b5-0c9d8e7f6a51";
 constexpr char kSandbox[] = "2b8c4d6e-9f1a-4b3c-8d5e-7a6b5c4d3e22";
 constexpr char kTokenPath[] = "/accounts/api/v2/oauth2/token";
 constexpr char kProjectsPath[] = "/designcenter/api-designer/projects";
-constexpr char kRedirect[] = "http://127.0.0.1:8080/oauth/callback";
 
 constexpr char kFixture[] = R"yaml(
 token_lifetime_seconds: 3600
@@ -136,43 +135,6 @@ class EmulatorTest : public ::testing::Test {
 
   httplib::Result PostJson(const std::string& path, const std::string& body) {
     return client_->Post(path.c_str(), body, "application/json");
-  }
-
-  // Runs authorize and returns the code from the redirect.
-  std::string AuthorizeCode(const std::string& scope,
-                            const std::string& extra = "") {
-    httplib::Result res = client_->Get(absl::StrCat(
-        "/accounts/api/v2/oauth2/authorize?client_id=user-app&response_type="
-        "code&scope=",
-        httplib::detail::encode_query_param(scope), "&redirect_uri=",
-        httplib::detail::encode_query_param(kRedirect), "&state=s%201", extra));
-    if (!res || res->status != 302) return "";
-    const std::string location = res->get_header_value("Location");
-    EXPECT_THAT(location, HasSubstr(std::string(kRedirect) + "?code="));
-    // httplib 0.11.4's client URL-decodes every response header value, so
-    // the "s%201" on the wire reads "s 1" here.
-    EXPECT_THAT(location, HasSubstr("&state=s 1"));
-    const size_t start = location.find("code=") + 5;
-    return location.substr(start, location.find('&', start) - start);
-  }
-
-  httplib::Result ExchangeCode(const std::string& code) {
-    return client_->Post(kTokenPath,
-                         Form({{"grant_type", "authorization_code"},
-                               {"code", code},
-                               {"redirect_uri", kRedirect},
-                               {"client_id", "user-app"},
-                               {"client_secret", "user-secret"}}),
-                         "application/x-www-form-urlencoded");
-  }
-
-  httplib::Result Refresh(const std::string& refresh_token) {
-    return client_->Post(kTokenPath,
-                         Form({{"grant_type", "refresh_token"},
-                               {"refresh_token", refresh_token},
-                               {"client_id", "user-app"},
-                               {"client_secret", "user-secret"}}),
-                         "application/x-www-form-urlencoded");
   }
 
   std::unique_ptr<Emulator> emulator_;
@@ -421,108 +383,9 @@ TEST_F(EmulatorTest, OtherResources) {
             emulator_->base_url() + "/accounts/api/v2/oauth2/token");
 }
 
-// --- User apps --------------------------------------------------------------
-
-TEST_F(EmulatorTest, AuthorizationCodeThenRefreshWithRotation) {
-  const std::string code =
-      AuthorizeCode("profile offline_access view:design_center");
-  ASSERT_FALSE(code.empty());
-  httplib::Result res = ExchangeCode(code);
-  ASSERT_TRUE(res);
-  ASSERT_EQ(res->status, 200) << res->body;
-  json body = Json(res);
-  const std::string access = body["access_token"];
-  const std::string refresh = body["refresh_token"];
-  EXPECT_EQ(body["token_type"], "bearer");
-
-  // The code is single-use.
-  res = ExchangeCode(code);
-  EXPECT_EQ(res->status, 400);
-  EXPECT_EQ(Json(res)["error"], "invalid_grant");
-
-  const httplib::Headers auth = {{"Authorization", "Bearer " + access}};
-  res = client_->Get("/accounts/api/v2/oauth2/userinfo", auth);
-  ASSERT_EQ(res->status, 200);
-  EXPECT_EQ(Json(res)["sub"], "user-1");
-  EXPECT_EQ(Json(res)["username"], "alice");
-  res = client_->Get("/accounts/api/me", auth);
-  EXPECT_EQ(Json(res)["user"]["organization"]["name"], "Acme Corp");
-  EXPECT_EQ(GetProjects(access)->status, 200);
-
-  res = Refresh(refresh);
-  ASSERT_EQ(res->status, 200) << res->body;
-  body = Json(res);
-  const std::string refresh2 = body["refresh_token"];
-  EXPECT_NE(refresh2, refresh);
-  EXPECT_EQ(GetProjects(body["access_token"])->status, 200);
-  res = Refresh(refresh);  // rotated: the old one is spent
-  EXPECT_EQ(res->status, 400);
-  EXPECT_EQ(Json(res)["error"], "invalid_grant");
-
-  // Revoking the refresh token through the revoke endpoint.
-  res = client_->Post("/accounts/api/v2/oauth2/revoke",
-                      Form({{"token", refresh2},
-                            {"client_id", "user-app"},
-                            {"client_secret", "user-secret"}}),
-                      "application/x-www-form-urlencoded");
-  EXPECT_EQ(res->status, 200);
-  EXPECT_EQ(Refresh(refresh2)->status, 400);
-}
-
-TEST_F(EmulatorTest, UserTokensHoldOnlyRequestedScopes) {
-  const std::string code = AuthorizeCode("profile", "&login_hint=bob");
-  httplib::Result res = ExchangeCode(code);
-  ASSERT_EQ(res->status, 200);
-  EXPECT_FALSE(Json(res).contains("refresh_token"));  // no offline_access
-  const std::string access = Json(res)["access_token"];
-  EXPECT_EQ(GetProjects(access)->status, 403);
-  res = client_->Get("/accounts/api/v2/oauth2/userinfo",
-                     {{"Authorization", "Bearer " + access}});
-  EXPECT_EQ(Json(res)["username"], "bob");
-  // Userinfo is for user tokens only.
-  res = client_->Get("/accounts/api/v2/oauth2/userinfo",
-                     {{"Authorization", "Bearer " + Token()}});
-  EXPECT_EQ(res->status, 403);
-}
-
-TEST_F(EmulatorTest, NoRotationKeepsTheRefreshToken) {
-  StartWith(std::string(kFixture) + "rotate_refresh_tokens: false\n");
-  const std::string refresh =
-      Json(ExchangeCode(AuthorizeCode("offline_access")))["refresh_token"];
-  for (int i = 0; i < 2; ++i) {
-    httplib::Result res = Refresh(refresh);
-    ASSERT_EQ(res->status, 200);
-    EXPECT_FALSE(Json(res).contains("refresh_token"));
-  }
-}
-
-TEST_F(EmulatorTest, AuthorizeErrors) {
-  const std::string base =
-      "/accounts/api/v2/oauth2/authorize?response_type=code&state=x";
-  const std::string redirect =
-      "&redirect_uri=" + httplib::detail::encode_query_param(kRedirect);
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {base + redirect, "client_id is required"},
-      {base + "&client_id=nobody" + redirect, "unknown client_id"},
-      {base + "&client_id=design-center-app" + redirect, "authorization_code"},
-      {base + "&client_id=user-app&redirect_uri=http://evil/cb",
-       "not registered"},
-      {base + "&client_id=user-app&scope=read:exchange" + redirect,
-       "scope read:exchange is not assigned"},
-      {base + "&client_id=user-app&login_hint=mallory" + redirect,
-       "no user named mallory"},
-      {"/accounts/api/v2/oauth2/authorize?response_type=token&client_id=user-"
-       "app",
-       "response_type"},
-  };
-  for (const auto& [path, message] : cases) {
-    httplib::Result res = client_->Get(path);
-    ASSERT_TRUE(res) << path;
-    EXPECT_EQ(res->status, 400) << path;
-    EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain") << path;
-    EXPECT_THAT(res->body, HasSubstr(message)) << path;
-  }
-}
+// The user-app tests (authorization code, refresh, userinfo, scopes of user
+// tokens, authorize errors) are in authorize_test.cc, through the sign-in and
+// consent pages.
 
 // --- Faults -----------------------------------------------------------------
 
@@ -858,6 +721,33 @@ TEST(FixtureTest, ParseErrors) {
       {"organizations:\n  - {id: o, name: O}\napps:\n  - {client_id: a, "
        "client_secret: s, org_id: o, scopes: [{scope: x, env: e}]}\n",
        "unknown environment"},
+      {"organizations:\n  - {id: o, name: O}\napps:\n  - {client_id: a, "
+       "client_secret: s, org_id: o, audience: everyone}\n",
+       "audience must be all_users or org_members"},
+      {"organizations:\n  - {id: o, name: O}\napps:\n  - {client_id: a, "
+       "client_secret: s, org_id: o, rotate_refresh_tokens: maybe}\n",
+       "must be true or false"},
+      {"organizations:\n  - {id: o, name: O}\napps:\n  - {client_id: a, "
+       "client_secret: s, org_id: o, refresh_token_lifetime_seconds: 0}\n",
+       "refresh_token_lifetime_seconds must be positive"},
+      {"organizations:\n  - {id: o, name: O}\napps:\n  - {client_id: a, "
+       "client_secret: s, org_id: o, redirect_uris: [\"http://h/cb#x\"]}\n",
+       "without a fragment"},
+      {"organizations:\n  - {id: o, name: O}\napps:\n  - {client_id: a, "
+       "client_secret: s, org_id: o, redirect_uris: [/cb]}\n",
+       "absolute http(s) URI"},
+      {"organizations:\n  - {id: o, name: O}\napps:\n  - {client_id: a, "
+       "client_secret: s, org_id: o, colour: red}\n",
+       "unknown key \"colour\" in an app"},
+      {"organizations:\n  - {id: o, name: O}\nusers:\n  - {id: u, username: "
+       "x, org_id: o, org_ids: [nope]}\n",
+       "unknown organization \"nope\""},
+      {"organizations:\n  - {id: o, name: O}\nusers:\n  - {id: u, username: "
+       "x, org_id: o}\n  - {id: v, username: x, org_id: o}\n",
+       "duplicate username"},
+      {"organizations:\n  - {id: o, name: O}\nusers:\n  - {id: u, username: "
+       "x, org_id: o, pasword: p}\n",
+       "unknown key \"pasword\" in a user"},
   };
   for (const auto& [yaml, message] : cases) {
     EXPECT_THAT(
@@ -883,6 +773,38 @@ TEST(FixtureTest, DemoFixture) {
   EXPECT_THAT(ids, ::testing::IsSupersetOf(
                        {"design-center-app", "exchange-reader", "user-app"}));
   EXPECT_FALSE(fixture->users.empty());
+}
+
+TEST(FixtureTest, UserAndAppDefaults) {
+  absl::StatusOr<Fixture> fixture = ParseFixture(R"yaml(
+rotate_refresh_tokens: false
+organizations:
+  - {id: o, name: O}
+  - {id: p, name: P}
+users:
+  - {id: u, username: x, org_id: o}
+  - {id: v, username: y, org_id: o, org_ids: [p], password: pw}
+apps:
+  - {client_id: a, client_secret: s, org_id: o}
+  - client_id: b
+    client_secret: s
+    org_id: o
+    audience: all_users
+    rotate_refresh_tokens: true
+    refresh_token_lifetime_seconds: 60
+)yaml",
+                                                 "f");
+  ASSERT_THAT(fixture, IsOk());
+  EXPECT_FALSE(fixture->rotate_refresh_tokens);
+  EXPECT_THAT(fixture->users[0].org_ids, ElementsAre("o"));
+  EXPECT_EQ(fixture->users[0].password, "");
+  EXPECT_THAT(fixture->users[1].org_ids, ElementsAre("o", "p"));
+  EXPECT_EQ(fixture->apps[0].audience, Audience::kAllUsers);
+  EXPECT_FALSE(fixture->apps[0].rotate_refresh_tokens.has_value());
+  EXPECT_EQ(fixture->apps[0].refresh_token_lifetime_seconds,
+            kDefaultRefreshTokenLifetimeSeconds);
+  EXPECT_EQ(fixture->apps[1].rotate_refresh_tokens, true);
+  EXPECT_EQ(fixture->apps[1].refresh_token_lifetime_seconds, 60);
 }
 
 }  // namespace
