@@ -765,14 +765,37 @@ TEST(FixtureTest, ParseErrors) {
 TEST(FixtureTest, DemoFixture) {
   absl::StatusOr<Fixture> fixture = LoadFixtureFile(EMULATOR_DEMO_FIXTURE);
   ASSERT_THAT(fixture, IsOk());
-  ASSERT_EQ(fixture->organizations.size(), 1u);
+  ASSERT_EQ(fixture->organizations.size(), 2u);
   EXPECT_EQ(fixture->organizations[0].name, "Acme Corp");
   EXPECT_EQ(fixture->organizations[0].environments.size(), 2u);
   std::vector<std::string> ids;
   for (const AppFixture& app : fixture->apps) ids.push_back(app.client_id);
-  EXPECT_THAT(ids, ::testing::IsSupersetOf(
-                       {"design-center-app", "exchange-reader", "user-app"}));
-  EXPECT_FALSE(fixture->users.empty());
+  EXPECT_THAT(ids,
+              ::testing::IsSupersetOf({"design-center-app", "exchange-reader",
+                                       "user-app", "env-viewer-app"}));
+  ASSERT_GE(fixture->users.size(), 2u);
+  // The walkthrough's members-only app, and a user outside its org.
+  for (const AppFixture& app : fixture->apps) {
+    if (app.client_id != "env-viewer-app") continue;
+    EXPECT_EQ(app.name, "Environment Viewer");
+    EXPECT_EQ(app.audience, Audience::kOrgMembers);
+    EXPECT_THAT(app.grant_types,
+                ElementsAre("authorization_code", "refresh_token"));
+    ASSERT_THAT(app.scopes, ::testing::SizeIs(1));
+    EXPECT_EQ(app.scopes[0].scope, "view:environment");
+    EXPECT_EQ(app.scopes[0].org, kOrg);
+    EXPECT_THAT(app.redirect_uris,
+                ElementsAre("http://127.0.0.1:9090/oauth/callback",
+                            "http://localhost:9090/oauth/callback"));
+    EXPECT_EQ(app.refresh_token_lifetime_seconds, 90 * 86400);
+    EXPECT_FALSE(app.rotate_refresh_tokens.has_value());
+  }
+  std::map<std::string, UserFixture> users;
+  for (const UserFixture& user : fixture->users) users[user.username] = user;
+  EXPECT_FALSE(users["alice.acme"].password.empty());
+  EXPECT_THAT(users["alice.acme"].org_ids, ElementsAre(kOrg));
+  EXPECT_FALSE(users["bob.globex"].password.empty());
+  EXPECT_THAT(users["bob.globex"].org_ids, Not(::testing::Contains(kOrg)));
 }
 
 TEST(FixtureTest, UserAndAppDefaults) {
