@@ -186,6 +186,24 @@ absl::Status Emulator::Impl::SetClientSecret(const std::string& client_id,
   return absl::OkStatus();
 }
 
+absl::Status Emulator::Impl::AddRedirectUri(const std::string& client_id,
+                                            const std::string& uri) {
+  if (uri.empty() || uri.find('#') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "a redirect URI is an absolute URI without a fragment");
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(client_id);
+  if (it == apps_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown client_id ", client_id));
+  }
+  std::vector<std::string>& uris = it->second.app.redirect_uris;
+  if (std::find(uris.begin(), uris.end(), uri) == uris.end()) {
+    uris.push_back(uri);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Emulator::Impl::SetRotateRefreshTokens(
     const std::string& client_id, bool rotate) {
   absl::MutexLock lock(&mu_);
@@ -357,6 +375,13 @@ void Emulator::Impl::HandleControl(const std::string& what,
     status =
         GetRequiredInt(*body, "seconds", &seconds, 1, int64_t{86400} * 3650);
     if (status.ok()) status = SetRefreshTokenLifetime(req.matches[1], seconds);
+  } else if (what == "redirect-uris") {
+    if (!body->contains("redirect_uri") ||
+        !(*body)["redirect_uri"].is_string()) {
+      return SetMessage(res, 400, "\"redirect_uri\" (a string) is required");
+    }
+    status = AddRedirectUri(req.matches[1],
+                            (*body)["redirect_uri"].get<std::string>());
   } else if (what == "rotation") {
     if (!body->contains("rotate") || !(*body)["rotate"].is_boolean()) {
       return SetMessage(res, 400, "\"rotate\" (true or false) is required");

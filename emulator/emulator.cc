@@ -157,6 +157,11 @@ absl::Status Emulator::SetAppScopes(const std::string& client_id,
 absl::Status Emulator::RevokeApp(const std::string& client_id) {
   return impl_->RevokeApp(client_id);
 }
+absl::Status Emulator::AddRedirectUri(const std::string& client_id,
+                                      const std::string& uri) {
+  return impl_->AddRedirectUri(client_id, uri);
+}
+
 absl::Status Emulator::SetClientSecret(const std::string& client_id,
                                        const std::string& secret) {
   return impl_->SetClientSecret(client_id, secret);

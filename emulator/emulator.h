@@ -234,6 +234,12 @@ class Emulator final {
   // before stay valid. kNotFound if unknown, kInvalidArgument if empty.
   absl::Status SetClientSecret(const std::string& client_id,
                                const std::string& secret);
+  // Registers one more redirect URI of the app (Access Management's "add
+  // redirect URI"), for tests whose client listens on a port picked at
+  // start. kNotFound if unknown, kInvalidArgument for an empty URI or one
+  // with a fragment.
+  absl::Status AddRedirectUri(const std::string& client_id,
+                              const std::string& uri);
   // Lifetime (expires_in) of access tokens issued from now on.
   void SetTokenLifetime(int seconds);
   // Whether refresh_token grants of the app rotate the refresh token.

@@ -81,6 +81,8 @@ class Emulator::Impl {
                             std::vector<ScopeGrant> scopes)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status RevokeApp(const std::string& client_id) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status AddRedirectUri(const std::string& client_id,
+                              const std::string& uri) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status SetClientSecret(const std::string& client_id,
                                const std::string& secret)
       ABSL_LOCKS_EXCLUDED(mu_);

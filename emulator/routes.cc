@@ -163,6 +163,8 @@ void Emulator::Impl::RegisterRoutes(httplib::Server& server) {
         "", control("refresh-token-lifetime"));
   Route(server, "POST", "/_emulator/apps/([^/]+)/rotation", "", "",
         control("rotation"));
+  Route(server, "POST", "/_emulator/apps/([^/]+)/redirect-uris", "", "",
+        control("redirect-uris"));
   Route(server, "POST", "/_emulator/users/([^/]+)/password", "", "",
         control("password"));
   Route(server, "GET", "/_emulator/grants", "", "", control("grants"));

@@ -1088,5 +1088,30 @@ TEST_F(AuthorizeTest, ControlApiOfTheFlow) {
   EXPECT_THAT(res->body, Not(HasSubstr("s3cret-new")));
 }
 
+TEST_F(AuthorizeTest, RedirectUrisCanBeAddedForAClientOnAPickedPort) {
+  const std::string other = "http://127.0.0.1:1/oauth/callback";
+  const std::string url = absl::StrCat(
+      emulator_->base_url(),
+      "/accounts/api/v2/oauth2/authorize?response_type=code&client_id=user-app"
+      "&redirect_uri=",
+      Enc(other), "&scope=profile&state=", kState);
+  absl::StatusOr<BrowserResponse> page = browser_.Get(url);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->status, 400);
+  httplib::Result res = client_->Post(
+      "/_emulator/apps/user-app/redirect-uris",
+      absl::StrCat(R"({"redirect_uri":")", other, R"("})"), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  page = browser_.Get(url);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->status, 200);
+  EXPECT_THAT(page->body, HasSubstr("Sign in to Anypoint Platform"));
+  EXPECT_THAT(emulator_->AddRedirectUri("nobody", other),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(emulator_->AddRedirectUri("user-app", "x#y"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace tokenbroker::emulator
