@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace tokenbroker::client_internal {
@@ -45,6 +46,28 @@ void PrepareContext(const ClientConnection& connection, absl::Time deadline,
     context->AddMetadata("authorization",
                          absl::StrCat("Bearer ", connection.bearer_key));
   }
+}
+
+absl::Status CheckTokenUser(
+    absl::string_view user,
+    const anypoint::tokenbroker::v1::GetTokenResponse& token,
+    const RpcDescription& rpc) {
+  if (user.empty() || token.user_id() == user ||
+      absl::EqualsIgnoreCase(token.username(), user)) {
+    return absl::OkStatus();
+  }
+  if (token.user_id().empty() && token.username().empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the broker at ", rpc.target, " answered ", rpc.rpc_name,
+        " for user \"", user,
+        "\" with a token that names no user: it does not act on behalf of "
+        "users (is it older than this ",
+        rpc.caller, "?)"));
+  }
+  return absl::InternalError(absl::StrCat(
+      "the broker at ", rpc.target, " answered ", rpc.rpc_name, " for user \"",
+      user, "\" with a token of another user (", token.username(), ", id ",
+      token.user_id(), "); the token was discarded"));
 }
 
 bool IsRetryable(const absl::Status& status) {

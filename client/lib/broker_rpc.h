@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "anypoint/tokenbroker/v1/token_broker.pb.h"
 #include "client/lib/channel.h"
 #include "client/lib/client.h"
 #include "client/lib/retry_loop.h"
@@ -62,6 +63,17 @@ absl::StatusOr<Response> UnaryAttempt(const ClientConnection& connection,
   if (!status.ok()) return FromGrpcStatus(status, description);
   return response;
 }
+
+// Whether `token`, the broker's answer to a GetToken request that named
+// `user`, is that user's: its user id equals `user`, or its username does
+// (ignoring case). Always OK when `user` is empty. Errors: UNIMPLEMENTED
+// when the answer names no user (a broker that predates apps acting on
+// behalf of users ignores the field and would hand out the app's own token);
+// INTERNAL when it names another user. Never caches nor prints the token.
+absl::Status CheckTokenUser(
+    absl::string_view user,
+    const anypoint::tokenbroker::v1::GetTokenResponse& token,
+    const RpcDescription& rpc);
 
 // UNAVAILABLE (broker unreachable or restarting, or Anypoint down with no
 // valid token) is the one error worth another try.

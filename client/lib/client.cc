@@ -6,6 +6,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/random/distributions.h"
@@ -23,6 +24,7 @@ namespace {
 
 namespace v1 = ::anypoint::tokenbroker::v1;
 using client_internal::BackoffPolicyFor;
+using client_internal::CheckTokenUser;
 using client_internal::FromGrpcStatus;
 using client_internal::PrepareContext;
 using client_internal::RetryPolicyFor;
@@ -41,6 +43,8 @@ AccessToken FromProto(const v1::GetTokenResponse& response) {
                                                : absl::InfinitePast();
   token.scopes.assign(response.scopes().begin(), response.scopes().end());
   token.app = response.app();
+  token.user_id = response.user_id();
+  token.username = response.username();
   return token;
 }
 
@@ -64,6 +68,7 @@ v1::CallRequest ToProto(const std::string& app,
   }
   call.set_body(request.body);
   for (const std::string& scope : request.scopes) call.add_scopes(scope);
+  call.set_user(request.user);
   return call;
 }
 
@@ -124,10 +129,13 @@ absl::Duration BackoffDelay(const ClientRetryOptions& retry, int attempt,
 class Client::WatchReactor final
     : public grpc::ClientReadReactor<v1::GetTokenResponse> {
  public:
-  WatchReactor(Client* client, Key key, std::string app)
-      : client_(client), key_(std::move(key)) {
+  // Watches the token of `app` (as the broker resolved it) for `user_id`
+  // (empty for an app acting on its own behalf).
+  WatchReactor(Client* client, Key key, std::string app, std::string user_id)
+      : client_(client), key_(std::move(key)), user_id_(std::move(user_id)) {
     request_.set_app(std::move(app));
-    for (const std::string& scope : key_.second) request_.add_scopes(scope);
+    for (const std::string& scope : key_.scopes) request_.add_scopes(scope);
+    request_.set_user(user_id_);
     PrepareContext(client_->connection_, absl::InfiniteFuture(), &context_);
   }
 
@@ -148,7 +156,7 @@ class Client::WatchReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // The stream is over; OnDone follows.
-    client_->OnWatchToken(key_, response_);
+    client_->OnWatchToken(key_, user_id_, response_);
     StartRead(&response_);
   }
 
@@ -161,6 +169,7 @@ class Client::WatchReactor final
  private:
   Client* const client_;
   const Key key_;
+  const std::string user_id_;
   bool evicted_ = false;  // Guarded by the Client's mu_.
   grpc::ClientContext context_;
   v1::WatchTokenRequest request_;
@@ -218,12 +227,28 @@ absl::StatusOr<Response> Client::Unary(absl::string_view rpc_name, bool retry,
                    });
 }
 
+bool Client::Key::operator<(const Key& other) const {
+  return std::tie(app, scopes, user) <
+         std::tie(other.app, other.scopes, other.user);
+}
+
 absl::StatusOr<AccessToken> Client::GetToken(
     const std::string& app, const std::vector<std::string>& scopes,
     absl::Duration min_ttl) {
-  Key key(app, NormalizeScopes(scopes));
-  const absl::Duration need =
-      min_ttl > absl::ZeroDuration() ? min_ttl : options_.default_min_ttl;
+  ClientTokenRequest request;
+  request.scopes = scopes;
+  request.min_ttl = min_ttl;
+  return GetToken(app, request);
+}
+
+absl::StatusOr<AccessToken> Client::GetToken(
+    const std::string& app, const ClientTokenRequest& options) {
+  // The user is part of the key: a token of one user is never served for
+  // another, nor for a request that names no user.
+  const Key key{app, NormalizeScopes(options.scopes), options.user};
+  const absl::Duration need = options.min_ttl > absl::ZeroDuration()
+                                  ? options.min_ttl
+                                  : options_.default_min_ttl;
   std::optional<AccessToken> hit;
   std::vector<std::shared_ptr<WatchReactor>> evicted;
   {
@@ -245,15 +270,20 @@ absl::StatusOr<AccessToken> Client::GetToken(
 
   v1::GetTokenRequest request;
   request.set_app(app);
-  for (const std::string& scope : key.second) request.add_scopes(scope);
+  for (const std::string& scope : key.scopes) request.add_scopes(scope);
   request.set_min_ttl_seconds(
       static_cast<int32_t>(std::ceil(absl::ToDoubleSeconds(need))));
+  request.set_user(key.user);
+  constexpr absl::string_view kRpc = "TokenBroker.GetToken";
   absl::StatusOr<v1::GetTokenResponse> response = Unary<v1::GetTokenResponse>(
-      "TokenBroker.GetToken", /*retry=*/true, &get_token_rpcs_,
+      kRpc, /*retry=*/true, &get_token_rpcs_,
       [&](grpc::ClientContext* context, v1::GetTokenResponse* out) {
         return broker_->GetToken(context, request, out);
       });
   if (!response.ok()) return response.status();
+  absl::Status whose = CheckTokenUser(
+      key.user, *response, Describe(connection_, kRpc, options_.timeout));
+  if (!whose.ok()) return whose;
   AccessToken token = FromProto(*response);
 
   std::shared_ptr<WatchReactor> watch;
@@ -270,7 +300,10 @@ absl::StatusOr<AccessToken> Client::GetToken(
     }
     if (options_.watch && entry.watch == nullptr && !shutting_down_ &&
         !token.app.empty()) {
-      watch = std::make_shared<WatchReactor>(this, key, token.app);
+      // The watch names what the broker resolved (the app, and the user by
+      // id), so that it follows this very token.
+      watch =
+          std::make_shared<WatchReactor>(this, key, token.app, token.user_id);
       entry.watch = watch;
       ++active_watches_;
       ++watches_started_;
@@ -280,7 +313,7 @@ absl::StatusOr<AccessToken> Client::GetToken(
   return token;
 }
 
-void Client::OnWatchToken(const Key& key,
+void Client::OnWatchToken(const Key& key, const std::string& user_id,
                           const v1::GetTokenResponse& response) {
   AccessToken token = FromProto(response);
   {
@@ -288,6 +321,12 @@ void Client::OnWatchToken(const Key& key,
     ++watch_updates_;
     auto it = entries_.find(key);
     if (it == entries_.end()) return;  // Evicted; the stream is ending.
+    // Whatever the stream sent, a token of another user (or of a user, on
+    // a watch of an app's own token) is not this key's.
+    if (token.user_id != user_id ||
+        (user_id.empty() && !token.username.empty())) {
+      return;
+    }
     Entry& entry = it->second;
     if (!entry.token.has_value() ||
         entry.token->expires_at <= token.expires_at) {

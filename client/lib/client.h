@@ -15,18 +15,36 @@
 //   absl::StatusOr<tokenbroker::ClientCallResponse> me =
 //       (*client)->Get("exchange", "/accounts/api/me");
 //
-// Local cache. GetToken keeps each token it receives, keyed by app and the
-// sorted set of scopes, and answers later calls from memory, with no RPC at
-// all, while the token has at least `min_ttl` left. After the first RPC for a
-// key the client opens a TokenBroker.WatchToken stream for it: the broker
-// pushes each token it refreshes (at about two thirds of the lifetime), so in
-// steady state every GetToken is a hit. When a watch ends (broker restarted,
+// Apps acting on behalf of users (authorization code): name the user, by
+// Anypoint username or user id, in the request (it may be left empty when
+// the app has exactly one connected user):
+//   tokenbroker::ClientTokenRequest request;
+//   request.user = "alice";
+//   absl::StatusOr<tokenbroker::AccessToken> token =
+//       (*client)->GetToken("viewer", request);
+//   // token->user_id, token->username: whose token it is.
+// and likewise ClientCallRequest::user for Call and CallStream. A user whose
+// grant was revoked or expired gets FAILED_PRECONDITION: an operator must
+// connect that user again (`tokenbrokerctl connect APP`).
+//
+// Local cache. GetToken keeps each token it receives, keyed by app, the
+// sorted set of scopes and the user as the request named it (possibly none),
+// and answers later calls from memory, with no RPC at all, while the token
+// has at least `min_ttl` left. A token cached for one user is never served
+// for a request naming another user or naming none: each is its own key, and
+// a request naming no user gets only what the broker answered to such a
+// request (for a user app with one connected user: that user's token). After
+// the first RPC for a key the client opens a TokenBroker.WatchToken stream
+// for it, naming the app and the user (by id) the broker answered for: the
+// broker pushes each token it refreshes (at about two thirds of the
+// lifetime), so in steady state every GetToken is a hit; a token the stream
+// sends for anyone else is ignored. When a watch ends (broker restarted,
 // connection lost, error), the cached token is still served while it has
 // `min_ttl` left; after that GetToken falls back to a GetToken RPC, which also
 // opens a new watch. A key that GetToken has not asked for in `idle_eviction`
 // is dropped (its stream cancelled, its token forgotten), so a process that
-// asks for many (app, scopes) over its life holds streams only for those in
-// use.
+// asks for many (app, scopes, user) over its life holds streams only for
+// those in use.
 //
 // Deadlines and retries. Every unary RPC has a deadline of `timeout` in total;
 // UNAVAILABLE (broker unreachable or restarting, or Anypoint down with no
@@ -39,9 +57,10 @@
 // values): INVALID_ARGUMENT malformed request, UNAUTHENTICATED /
 // PERMISSION_DENIED the caller may not (or the app is unknown: unknown and
 // ungranted apps look the same to a caller), FAILED_PRECONDITION
-// Anypoint rejected the app's credentials, UNAVAILABLE broker or Anypoint
-// unreachable, DEADLINE_EXCEEDED `timeout` passed. Messages never carry a
-// token or a secret.
+// Anypoint rejected the app's credentials or the user must connect again,
+// UNAVAILABLE broker or Anypoint unreachable, DEADLINE_EXCEEDED `timeout`
+// passed, UNIMPLEMENTED a user was named and the broker does not act on
+// behalf of users. Messages never carry a token or a secret.
 //
 // Thread safety: every method may be called from any thread at the same time.
 // The destructor cancels the watch streams and waits for them to end; no
@@ -79,6 +98,23 @@ struct AccessToken {
   absl::Time expires_at = absl::InfinitePast();
   std::vector<std::string> scopes;
   std::string app;  // The app the token belongs to.
+  // For an app acting on behalf of users: the Anypoint user id and username
+  // the token acts for. Empty for apps acting on their own behalf.
+  std::string user_id;
+  std::string username;
+};
+
+// What GetToken asks for, besides the app.
+struct ClientTokenRequest {
+  // Scopes the token must carry; order and duplicates do not matter.
+  std::vector<std::string> scopes;
+  // The least lifetime the token must still have; zero: the client's
+  // `default_min_ttl`.
+  absl::Duration min_ttl = absl::ZeroDuration();
+  // For an app acting on behalf of users: whose token, by Anypoint username
+  // or user id. May be empty when the app has exactly one connected user;
+  // must be empty for apps acting on their own behalf.
+  std::string user;
 };
 
 // One HTTP request for Client::Call. `path` is origin-form with an optional
@@ -89,6 +125,9 @@ struct ClientCallRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::vector<std::string> scopes;
+  // For an app acting on behalf of users: whose token the broker injects, as
+  // in ClientTokenRequest::user.
+  std::string user;
 };
 
 // The upstream answer. `status` is Anypoint's HTTP status: a 403 is data, not
@@ -182,10 +221,17 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // A token of `app` carrying `scopes` with at least `min_ttl` left (zero:
-  // `default_min_ttl`), from the local cache when it holds one, else from
-  // the broker. `app` may be empty: the broker picks the narrowest app the
-  // caller may use whose scopes cover `scopes`.
+  // A token of `app` carrying `request.scopes`, for `request.user` if set,
+  // with at least `request.min_ttl` left (zero: `default_min_ttl`), from the
+  // local cache when it holds one, else from the broker. `app` may be empty:
+  // the broker picks the narrowest app the caller may use whose scopes cover
+  // the scopes. Errors: as above; UNIMPLEMENTED when `request.user` is set
+  // and the broker's answer names no user (a broker that predates apps
+  // acting on behalf of users).
+  absl::StatusOr<AccessToken> GetToken(const std::string& app,
+                                       const ClientTokenRequest& request);
+
+  // GetToken(app, request) with no user.
   absl::StatusOr<AccessToken> GetToken(
       const std::string& app, const std::vector<std::string>& scopes = {},
       absl::Duration min_ttl = absl::ZeroDuration());
@@ -225,7 +271,14 @@ class Client {
 
  private:
   class WatchReactor;
-  using Key = std::pair<std::string, std::vector<std::string>>;
+  // A cache entry's key: what the request asked for (the app and user as
+  // named, possibly empty; scopes sorted, without duplicates).
+  struct Key {
+    std::string app;
+    std::vector<std::string> scopes;
+    std::string user;
+    bool operator<(const Key& other) const;
+  };
   struct Entry {
     std::optional<AccessToken> token;
     std::shared_ptr<WatchReactor> watch;  // Null when no stream is open.
@@ -244,7 +297,8 @@ class Client {
       bool* answer_begun);
 
   // From WatchReactor, on gRPC threads.
-  void OnWatchToken(const Key& key,
+  // `user_id`: whose token the watch follows (empty: the app's own).
+  void OnWatchToken(const Key& key, const std::string& user_id,
                     const anypoint::tokenbroker::v1::GetTokenResponse& token);
   void OnWatchDone(const Key& key, const WatchReactor* reactor,
                    const std::string& app, const grpc::Status& status);

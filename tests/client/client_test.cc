@@ -28,6 +28,7 @@ namespace {
 namespace v1 = ::anypoint::tokenbroker::v1;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 using ::tokenbroker::testing::IsOk;
 using ::tokenbroker::testing::StatusIs;
 
@@ -41,7 +42,9 @@ google::protobuf::Timestamp ToProto(absl::Time t) {
 
 // A TokenBroker that hands out numbered tokens ("token-1", ...) valid for
 // `lifetime` from the test's fake time, answers scripted errors first, and
-// lets the test push tokens down, or end, every open WatchToken stream.
+// lets the test push tokens down, or end, every open WatchToken stream. A
+// request naming a user gets a token of that user (username as named, user
+// id "id-" + name), unless IgnoreUsers() plays an older broker.
 class FakeBroker final : public v1::TokenBroker::Service {
  public:
   grpc::Status GetToken(grpc::ServerContext* context,
@@ -61,6 +64,10 @@ class FakeBroker final : public v1::TokenBroker::Service {
     }
     *response =
         NewTokenLocked(request->app().empty() ? "picked" : request->app());
+    if (!request->user().empty() && !ignore_users_) {
+      response->set_username(request->user());
+      response->set_user_id(absl::StrCat("id-", request->user()));
+    }
     return grpc::Status::OK;
   }
 
@@ -71,6 +78,7 @@ class FakeBroker final : public v1::TokenBroker::Service {
     ++watch_calls_;
     ++open_watches_;
     watch_apps_.push_back(request->app());
+    watch_users_.push_back(request->user());
     size_t sent = pushed_.size();  // Only tokens pushed from now on.
     const int generation = watch_generation_;
     grpc::Status result = grpc::Status::OK;
@@ -160,11 +168,23 @@ class FakeBroker final : public v1::TokenBroker::Service {
     mu_.Await(absl::Condition(&opened));
   }
 
-  // Sends a new token of `app` down every open watch stream.
-  v1::GetTokenResponse PushToken(const std::string& app) {
+  // Sends a new token of `app` (of `username`, if set) down every open
+  // watch stream.
+  v1::GetTokenResponse PushToken(const std::string& app,
+                                 const std::string& username = "") {
     absl::MutexLock lock(&mu_);
     pushed_.push_back(NewTokenLocked(app));
+    if (!username.empty()) {
+      pushed_.back().set_username(username);
+      pushed_.back().set_user_id(absl::StrCat("id-", username));
+    }
     return pushed_.back();
+  }
+
+  // Answers as a broker older than user apps: the user field is ignored.
+  void IgnoreUsers() {
+    absl::MutexLock lock(&mu_);
+    ignore_users_ = true;
   }
 
   // Ends every open watch stream with `status`.
@@ -208,6 +228,10 @@ class FakeBroker final : public v1::TokenBroker::Service {
     absl::MutexLock lock(&mu_);
     return watch_apps_;
   }
+  std::vector<std::string> watch_users() const {
+    absl::MutexLock lock(&mu_);
+    return watch_users_;
+  }
   v1::GetTokenRequest last_request() const {
     absl::MutexLock lock(&mu_);
     return last_request_;
@@ -246,6 +270,7 @@ class FakeBroker final : public v1::TokenBroker::Service {
   absl::Time now_ ABSL_GUARDED_BY(mu_) = kStart;
   absl::Duration lifetime_ ABSL_GUARDED_BY(mu_) = absl::Hours(1);
   int issued_ ABSL_GUARDED_BY(mu_) = 0;
+  bool ignore_users_ ABSL_GUARDED_BY(mu_) = false;
   int get_token_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int call_calls_ ABSL_GUARDED_BY(mu_) = 0;
@@ -254,6 +279,7 @@ class FakeBroker final : public v1::TokenBroker::Service {
   grpc::Status stream_end_ ABSL_GUARDED_BY(mu_);
   int open_watches_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> watch_apps_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> watch_users_ ABSL_GUARDED_BY(mu_);
   std::deque<grpc::Status> errors_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::GetTokenResponse> pushed_ ABSL_GUARDED_BY(mu_);
   int watch_generation_ ABSL_GUARDED_BY(mu_) = 0;
@@ -518,6 +544,98 @@ TEST_F(ClientTest, EmptyAppWatchesTheAppTheBrokerPicked) {
   EXPECT_THAT(fake_.watch_apps(), ElementsAre("picked"));
 }
 
+ClientTokenRequest ForUser(const std::string& user) {
+  ClientTokenRequest request;
+  request.user = user;
+  return request;
+}
+
+TEST_F(ClientTest, CacheKeysByUser) {
+  MakeClient();
+  absl::StatusOr<AccessToken> alice = client_->GetToken("viewer", ForUser("a"));
+  ASSERT_THAT(alice, IsOk());
+  EXPECT_EQ(fake_.last_request().user(), "a");
+  EXPECT_EQ(alice->username, "a");
+  EXPECT_EQ(alice->user_id, "id-a");
+  // Another user, and no user at all, are other keys: never alice's token.
+  absl::StatusOr<AccessToken> bob = client_->GetToken("viewer", ForUser("b"));
+  ASSERT_THAT(bob, IsOk());
+  EXPECT_EQ(fake_.last_request().user(), "b");
+  EXPECT_EQ(bob->username, "b");
+  EXPECT_NE(bob->access_token, alice->access_token);
+  absl::StatusOr<AccessToken> app = client_->GetToken("viewer");
+  ASSERT_THAT(app, IsOk());
+  EXPECT_EQ(fake_.last_request().user(), "");
+  EXPECT_EQ(app->username, "");
+  EXPECT_NE(app->access_token, alice->access_token);
+  EXPECT_NE(app->access_token, bob->access_token);
+  EXPECT_EQ(fake_.get_token_calls(), 3);
+
+  // Each is served from its own entry.
+  EXPECT_EQ(client_->GetToken("viewer", ForUser("b"))->access_token,
+            bob->access_token);
+  EXPECT_EQ(client_->GetToken("viewer", ForUser("a"))->access_token,
+            alice->access_token);
+  EXPECT_EQ(client_->GetToken("viewer")->access_token, app->access_token);
+  EXPECT_EQ(fake_.get_token_calls(), 3);
+  // One watch each, naming whose token it follows.
+  EXPECT_EQ(client_->stats().watches_started, 3);
+  fake_.WaitForWatches(3);
+  EXPECT_THAT(fake_.watch_users(), UnorderedElementsAre("id-a", "id-b", ""));
+}
+
+TEST_F(ClientTest, UserWithScopesAndMinTtl) {
+  ClientOptions options;
+  options.watch = false;
+  MakeClient(options);
+  ClientTokenRequest request = ForUser("a");
+  request.scopes = {"b", "a", "b"};
+  request.min_ttl = absl::Seconds(90);
+  ASSERT_THAT(client_->GetToken("viewer", request), IsOk());
+  EXPECT_THAT(fake_.last_request().scopes(), ElementsAre("a", "b"));
+  EXPECT_EQ(fake_.last_request().min_ttl_seconds(), 90);
+  request.scopes = {"a", "b"};
+  ASSERT_THAT(client_->GetToken("viewer", request), IsOk());
+  EXPECT_EQ(fake_.get_token_calls(), 1);
+  // Same scopes, no user: not the user's entry.
+  ASSERT_THAT(client_->GetToken("viewer", {"a", "b"}), IsOk());
+  EXPECT_EQ(fake_.get_token_calls(), 2);
+}
+
+TEST_F(ClientTest, BrokerIgnoringTheUserIsRefusedAndNothingCached) {
+  MakeClient();
+  fake_.IgnoreUsers();
+  EXPECT_THAT(client_->GetToken("viewer", ForUser("a")),
+              StatusIs(absl::StatusCode::kUnimplemented,
+                       HasSubstr("does not act on behalf of users")));
+  EXPECT_THAT(client_->GetToken("viewer", ForUser("a")),
+              StatusIs(absl::StatusCode::kUnimplemented));
+  EXPECT_EQ(fake_.get_token_calls(), 2);
+  EXPECT_EQ(client_->stats().watches_started, 0);
+}
+
+TEST_F(ClientTest, WatchesServeOnlyTheirOwnUsersTokens) {
+  MakeClient();
+  fake_.SetLifetime(absl::Seconds(100));
+  ASSERT_THAT(client_->GetToken("viewer", ForUser("a")), IsOk());
+  ASSERT_THAT(client_->GetToken("exchange"), IsOk());
+  fake_.WaitForWatches(2);
+  EXPECT_THAT(fake_.watch_users(), UnorderedElementsAre("id-a", ""));
+  // Every token goes down both streams. Another user's, which would outlive
+  // every other, is taken by neither; each stream takes its own.
+  fake_.SetLifetime(absl::Hours(10));
+  fake_.PushToken("viewer", "b");
+  fake_.SetLifetime(absl::Seconds(200));
+  v1::GetTokenResponse alice = fake_.PushToken("viewer", "a");
+  v1::GetTokenResponse app = fake_.PushToken("exchange");
+  ASSERT_THAT(events_.WaitFor(1), IsOk());
+  ASSERT_THAT(events_.WaitFor(2), IsOk());
+  EXPECT_EQ(client_->GetToken("viewer", ForUser("a"))->access_token,
+            alice.access_token());
+  EXPECT_EQ(client_->GetToken("exchange")->access_token, app.access_token());
+  EXPECT_EQ(fake_.get_token_calls(), 2);
+}
+
 TEST_F(ClientTest, RetriesUnavailableWithBackoff) {
   ClientOptions options;
   options.watch = false;
@@ -694,6 +812,22 @@ TEST_F(ClientTest, CallStreamStopsWhenTheCallerFails) {
   EXPECT_EQ(pieces, 1);
   EXPECT_THAT(client_->CallStream("exchange", request, {}),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ClientTest, CallAndCallStreamSendTheUser) {
+  MakeClient();
+  ClientCallRequest request;
+  request.path = "/accounts/api/me";
+  request.user = "a";
+  ASSERT_THAT(client_->Call("viewer", request), IsOk());
+  EXPECT_EQ(fake_.last_call().user(), "a");
+  fake_.SetStream({StreamMessage(200, "x")}, grpc::Status::OK);
+  request.user = "b";
+  std::ostringstream body;
+  ASSERT_THAT(client_->CallStream("viewer", request, body), IsOk());
+  EXPECT_EQ(fake_.last_call().user(), "b");
+  ASSERT_THAT(client_->Get("viewer", "/x"), IsOk());
+  EXPECT_EQ(fake_.last_call().user(), "");
 }
 
 TEST(ClientUnreachableTest, DeadlineBoundsRetries) {
