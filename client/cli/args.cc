@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace tokenbroker::cli {
 namespace {
@@ -39,13 +40,15 @@ const std::vector<CommandSpec>& Commands() {
        {{"scope", true},
         {"min-ttl", true},
         {"json", false},
-        {"fingerprint", false}},
+        {"fingerprint", false},
+        {"user", true}},
        0,
        1},
-      {"watch", {{"scope", true}, {"count", true}}, 1, 1},
+      {"watch", {{"scope", true}, {"count", true}, {"user", true}}, 1, 1},
       {"apps", {{"json", false}}, 0, 0},
-      {"refresh", {{"scope", true}}, 1, 1},
-      {"revoke", {}, 1, 1},
+      {"refresh", {{"scope", true}, {"user", true}}, 1, 1},
+      {"revoke", {{"user", true}}, 1, 1},
+      {"connect", {{"wait", true}, {"no-wait", false}}, 1, 1},
       {"reload", {}, 0, 0},
       {"call",
        {{"header", true},
@@ -53,7 +56,8 @@ const std::vector<CommandSpec>& Commands() {
         {"include", false},
         {"scope", true},
         {"stream", false},
-        {"output", true}},
+        {"output", true},
+        {"user", true}},
        3,
        3},
       {"help", {}, 0, 1},
@@ -190,6 +194,46 @@ absl::Status ParseHeader(const std::string& text, const std::string& command,
   return absl::OkStatus();
 }
 
+// --user: a username or user id; never empty when given.
+absl::Status ParseUser(const FlagValues& flags, const std::string& command,
+                       std::string* user) {
+  if (!Has(flags, "user")) return absl::OkStatus();
+  *user = std::string(absl::StripAsciiWhitespace(Last(flags, "user")));
+  if (user->empty()) {
+    return UsageError("--user wants a username or user id", command);
+  }
+  return absl::OkStatus();
+}
+
+// --wait: a duration such as 90s, 10m or 1h30m; a bare number is seconds.
+absl::Status ParseWait(const FlagValues& flags, const std::string& command,
+                       absl::Duration* wait) {
+  if (Has(flags, "no-wait")) {
+    if (Has(flags, "wait")) {
+      return UsageError("--wait and --no-wait exclude each other", command);
+    }
+    *wait = absl::ZeroDuration();
+    return absl::OkStatus();
+  }
+  if (!Has(flags, "wait")) return absl::OkStatus();
+  const std::string text = Last(flags, "wait");
+  absl::Duration parsed;
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds) && std::isfinite(seconds)) {
+    parsed = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &parsed)) {
+    parsed = absl::ZeroDuration();
+  }
+  if (parsed <= absl::ZeroDuration() || parsed > absl::Hours(24)) {
+    return UsageError(absl::StrCat("--wait wants a duration such as 90s, 10m "
+                                   "or 1h (at most 24h), not \"",
+                                   text, "\""),
+                      command);
+  }
+  *wait = parsed;
+  return absl::OkStatus();
+}
+
 absl::Status FillCommandOptions(const FlagValues& flags,
                                 const std::vector<std::string>& args,
                                 Invocation* invocation) {
@@ -215,6 +259,7 @@ absl::Status FillCommandOptions(const FlagValues& flags,
       }
       token.min_ttl_seconds = ttl;
     }
+    return ParseUser(flags, command, &token.user);
   } else if (command == "watch") {
     invocation->watch.app = args[0];
     invocation->watch.scopes = All(flags, "scope");
@@ -227,13 +272,19 @@ absl::Status FillCommandOptions(const FlagValues& flags,
       }
       invocation->watch.count = count;
     }
+    return ParseUser(flags, command, &invocation->watch.user);
   } else if (command == "apps") {
     invocation->apps.json = Has(flags, "json");
   } else if (command == "refresh") {
     invocation->refresh.app = args[0];
     invocation->refresh.scopes = All(flags, "scope");
+    return ParseUser(flags, command, &invocation->refresh.user);
   } else if (command == "revoke") {
     invocation->revoke.app = args[0];
+    return ParseUser(flags, command, &invocation->revoke.user);
+  } else if (command == "connect") {
+    invocation->connect.app = args[0];
+    return ParseWait(flags, command, &invocation->connect.wait);
   } else if (command == "call") {
     CallOptions& call = invocation->call;
     call.app = args[0];
@@ -256,6 +307,7 @@ absl::Status FillCommandOptions(const FlagValues& flags,
       }
       invocation->call_output = Last(flags, "output");
     }
+    return ParseUser(flags, command, &call.user);
   } else if (command == "help") {
     invocation->help = true;
     invocation->help_topic = args.empty() ? "" : args[0];
@@ -368,11 +420,17 @@ constexpr absl::string_view kOverview =
 Usage: tokenbrokerctl [global flags] COMMAND [args] [flags]
 
 Commands:
-  token [APP]           print an access token of APP (for scripts)
+  token [APP]           print an access token of APP (for scripts);
+                        --user U for a user's token of a user app
   watch APP             follow APP's token as the broker refreshes it
+                        (--user U: a user's token)
   apps                  list the configured apps and the state of their tokens
   refresh APP           make the broker fetch a new token for APP now
+                        (--user U: a user's token)
   revoke APP            revoke APP's tokens at Anypoint and drop them
+                        (--user U: revoke and delete that user's grant)
+  connect APP           print a one-time link a user opens to sign in and
+                        connect user app APP, and wait for the sign-in
   reload                make the broker re-read its configuration
   call APP METHOD PATH  send an HTTP request to Anypoint with APP's token
   help [COMMAND]        show help; also COMMAND --help or -h
@@ -400,8 +458,12 @@ Exit codes:
   3  NOT_FOUND: the app is not configured (admin commands)
   4  PERMISSION_DENIED or UNAUTHENTICATED: you may not do this, or the app
      is unknown (to a caller, unknown and ungranted apps look the same)
-  5  FAILED_PRECONDITION: Anypoint rejected the app's credentials
+  5  FAILED_PRECONDITION: Anypoint rejected the app's credentials, or a
+     user's grant was revoked or expired: the message says so; connect the
+     user again with 'tokenbrokerctl connect APP'
   6  UNAVAILABLE or DEADLINE_EXCEEDED: broker or Anypoint unreachable or slow
+  7  connect: nobody signed in with the link before --wait ran out (or the
+     link expired)
 Errors go to stderr as "tokenbrokerctl: <gRPC code name>: <message>".
 )";
 
@@ -409,23 +471,29 @@ const std::map<std::string, absl::string_view>& CommandHelp() {
   static const auto* const kHelp = new std::map<std::string, absl::string_view>{
       {"token",
        R"(Usage: tokenbrokerctl [global flags] token [APP] [--scope S]... [--min-ttl SECONDS]
-                      [--json | --fingerprint]
+                      [--user USER] [--json | --fingerprint]
 
 Calls TokenBroker.GetToken and prints the access token alone on stdout, so that
 scripts can do TOKEN=$(tokenbrokerctl token APP). Without APP the broker picks
 the narrowest app you may use whose scopes cover the --scope values.
 
 Flags:
+  --user USER           for an app acting on behalf of users: whose token, by
+                        Anypoint username or user id (may be left out when the
+                        app has one connected user). A user whose grant was
+                        revoked or expired: exit 5, connect the user again
   --scope S             a scope the token must carry (repeatable)
   --min-ttl SECONDS     least lifetime the token must still have
                         (default: the broker's, 30 s)
   --json                print the whole answer as JSON: access_token, token_type,
-                        expires_at (RFC 3339), scopes, app
+                        expires_at (RFC 3339), scopes, app (and user_id,
+                        username for a user's token)
   --fingerprint         print only the token's fingerprint (first 12 hex digits
                         of its SHA-256), never the token: for demos and logs
 )"},
       {"watch",
        R"(Usage: tokenbrokerctl [global flags] watch APP [--scope S]... [--count N]
+                      [--user USER]
 
 Streams TokenBroker.WatchToken: the current token, then each refreshed one.
 Prints one line per token: time received, fingerprint (never the token) and
@@ -434,6 +502,8 @@ expires_at. Runs until the broker ends the stream, N tokens or Ctrl-C.
 Flags:
   --scope S             a scope the token must carry (repeatable)
   --count N             stop after N tokens
+  --user USER           for an app acting on behalf of users: whose token
+                        (username or user id)
 )"},
       {"apps",
        R"(Usage: tokenbrokerctl [global flags] apps [--json]
@@ -441,24 +511,59 @@ Flags:
 Calls BrokerAdmin.ListApps (admin role) and prints a table with one row per
 cached token entry: NAME, GRANT, CONTROL PLANE, SCOPES, TOKEN (valid until
 ... / none), LAST REFRESH, REFRESHES, FAILURES, LAST ERROR. Never a secret.
+Apps acting on behalf of users have one row saying how many users they have;
+a second table then lists each user: APP, USER, USER ID, CONNECTED AT,
+SCOPES, TOKEN (valid until ... / none), STATE (connected, or NEEDS
+RE-AUTHORIZATION with the reason: run 'tokenbrokerctl connect APP'). Never a
+token.
 
 Flags:
   --json                print every field as JSON instead
 )"},
       {"refresh",
-       R"(Usage: tokenbrokerctl [global flags] refresh APP [--scope S]...
+       R"(Usage: tokenbrokerctl [global flags] refresh APP [--scope S]... [--user USER]
 
 Calls BrokerAdmin.RefreshToken (admin role): the broker fetches a new token for
 APP now and replaces the cached one.
 
 Flags:
   --scope S             scopes of the cache entry to refresh (repeatable)
+  --user USER           for an app acting on behalf of users: whose token
+                        (username or user id); a user app with several users
+                        needs it
 )"},
       {"revoke",
-       R"(Usage: tokenbrokerctl [global flags] revoke APP
+       R"(Usage: tokenbrokerctl [global flags] revoke APP [--user USER]
 
 Calls BrokerAdmin.RevokeToken (admin role): revokes APP's cached tokens at
 Anypoint and drops them from the broker; the next request fetches a new one.
+
+Flags:
+  --user USER           for an app acting on behalf of users (required there):
+                        revoke that user's grant (its refresh token) at the
+                        authorization server and delete it from the broker;
+                        the user must connect again to use the app
+)"},
+      {"connect",
+       R"(Usage: tokenbrokerctl [global flags] connect APP [--wait DURATION | --no-wait]
+
+Calls BrokerAdmin.CreateConnectLink (admin role) for APP, an app acting on
+behalf of users, and prints a one-time link, alone on its own line, after a
+line saying until when it is valid:
+  URL=$(tokenbrokerctl connect APP --no-wait | grep -E '^https?://')
+Whoever opens the link signs in to Anypoint in the browser and consents;
+the broker then keeps that user's grant. Treat the link as a secret until it
+is used or expires. Then waits (looking at BrokerAdmin.ListApps every 2 s)
+until a user's grant of APP is new or renewed, and prints
+  connected: USERNAME (USER_ID) scopes: S1,S2
+A user whose grant was revoked or expired (exit 5 from token or call, NEEDS
+RE-AUTHORIZATION in apps) is re-authorized the same way: run connect and
+have that user sign in with the new link.
+
+Flags:
+  --wait DURATION       how long to wait for the sign-in, e.g. 90s, 10m, 1h
+                        (default 10m); exit 7 when nobody signed in by then
+  --no-wait             print the link and exit
 )"},
       {"reload",
        R"(Usage: tokenbrokerctl [global flags] reload
@@ -470,6 +575,7 @@ file is rejected with the reason and the running configuration stays.
       {"call",
        R"(Usage: tokenbrokerctl [global flags] call APP METHOD PATH [--header NAME:VALUE]...
                       [--data @FILE|-|TEXT] [--scope S]... [-i] [--stream] [-o FILE]
+                      [--user USER]
 
 Calls TokenBroker.Call: the broker sends METHOD PATH to APP's control plane
 with APP's token and returns the answer. Prints the response body as received.
@@ -489,6 +595,8 @@ Flags:
   -o, --output FILE        write the body to FILE instead of stdout (- is
                            stdout). If the command fails, FILE is removed: a
                            FILE that is left holds a complete body
+  --user USER              for an app acting on behalf of users: whose token
+                           the broker injects (username or user id)
 )"},
       {"help",
        R"(Usage: tokenbrokerctl help [COMMAND]

@@ -15,7 +15,8 @@ namespace tokenbroker::cli {
 
 // A parsed command line. Only the options of `command` are meaningful.
 struct Invocation {
-  // "token", "watch", "apps", "refresh", "revoke", "reload", "call" or "help".
+  // "token", "watch", "apps", "refresh", "revoke", "connect", "reload",
+  // "call" or "help".
   std::string command;
   // Print help for `help_topic` (a command, or "" for the overview) and exit 0.
   bool help = false;
@@ -27,6 +28,7 @@ struct Invocation {
   AppsOptions apps;
   RefreshOptions refresh;
   RevokeOptions revoke;
+  ConnectOptions connect;
   // `call.body` is left empty; `call_data` holds the --data argument
   // (@FILE, - for stdin, or a literal) for the caller to read, and
   // `call_output` the -o argument (a file for the body; - for stdout).

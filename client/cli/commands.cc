@@ -1,5 +1,9 @@
 #include "client/cli/commands.h"
 
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cli/format.h"
@@ -19,6 +23,51 @@ std::string JoinOrNone(
   return values.empty() ? "none" : absl::StrJoin(values, ", ");
 }
 
+// Marks the status of ConnectTimeoutError().
+constexpr absl::string_view kConnectTimeoutPayload =
+    "type.googleapis.com/tokenbroker.cli.ConnectTimeout";
+
+// Each user of `app` in `apps` by user id, with when it connected.
+absl::StatusOr<std::map<std::string, absl::Time>> ConnectedUsers(
+    const v1::ListAppsResponse& apps, const std::string& app) {
+  for (const v1::AppInfo& info : apps.apps()) {
+    if (info.name() != app) continue;
+    std::map<std::string, absl::Time> users;
+    for (const v1::UserGrantInfo& user : info.users()) {
+      users[user.user_id()] = user.has_connected_at()
+                                  ? ToTime(user.connected_at())
+                                  : absl::InfinitePast();
+    }
+    return users;
+  }
+  return absl::NotFoundError(
+      absl::StrCat("app ", app, " is not configured in the broker"));
+}
+
+// A connected user of `app` whose grant is not in `before`, or newer.
+const v1::UserGrantInfo* NewlyConnected(
+    const v1::ListAppsResponse& apps, const std::string& app,
+    const std::map<std::string, absl::Time>& before) {
+  for (const v1::AppInfo& info : apps.apps()) {
+    if (info.name() != app) continue;
+    for (const v1::UserGrantInfo& user : info.users()) {
+      if (user.state() != v1::USER_GRANT_STATE_CONNECTED) continue;
+      auto it = before.find(user.user_id());
+      if (it == before.end() || (user.has_connected_at() &&
+                                 ToTime(user.connected_at()) > it->second)) {
+        return &user;
+      }
+    }
+  }
+  return nullptr;
+}
+
+// Waiting survives a broker that restarts or is briefly slow.
+bool IsTransient(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
 void PrintHead(int status,
                const google::protobuf::RepeatedPtrField<v1::Header>& headers,
                std::ostream& out) {
@@ -31,7 +80,16 @@ void PrintHead(int status,
 
 }  // namespace
 
+absl::Status ConnectTimeoutError(absl::string_view message) {
+  absl::Status status = absl::DeadlineExceededError(message);
+  status.SetPayload(kConnectTimeoutPayload, absl::Cord("1"));
+  return status;
+}
+
 int ExitCodeFor(const absl::Status& status) {
+  if (status.GetPayload(kConnectTimeoutPayload).has_value()) {
+    return kExitConnectTimeout;
+  }
   switch (status.code()) {
     case absl::StatusCode::kOk:
       return kExitOk;
@@ -62,6 +120,7 @@ absl::Status RunToken(BrokerStub& stub, const TokenOptions& options,
   request.set_app(options.app);
   AddAll(options.scopes, request.mutable_scopes());
   request.set_min_ttl_seconds(options.min_ttl_seconds);
+  request.set_user(options.user);
   absl::StatusOr<v1::GetTokenResponse> token = stub.GetToken(request);
   if (!token.ok()) return token.status();
   switch (options.output) {
@@ -83,6 +142,7 @@ absl::Status RunWatch(BrokerStub& stub, const WatchOptions& options,
   v1::WatchTokenRequest request;
   request.set_app(options.app);
   AddAll(options.scopes, request.mutable_scopes());
+  request.set_user(options.user);
   int64_t received = 0;
   return stub.WatchToken(request, [&](const v1::GetTokenResponse& token) {
     out << FormatUtc(clock()) << "  " << Fingerprint(token.access_token())
@@ -113,10 +173,12 @@ absl::Status RunRefresh(BrokerStub& stub, const RefreshOptions& options,
   v1::RefreshTokenRequest request;
   request.set_app(options.app);
   AddAll(options.scopes, request.mutable_scopes());
+  request.set_user(options.user);
   absl::StatusOr<v1::RefreshTokenResponse> response =
       stub.RefreshToken(request);
   if (!response.ok()) return response.status();
   out << "refreshed " << options.app;
+  if (!options.user.empty()) out << " for " << options.user;
   if (response->has_expires_at()) {
     out << ": new token valid until "
         << FormatUtc(ToTime(response->expires_at()));
@@ -129,8 +191,15 @@ absl::Status RunRevoke(BrokerStub& stub, const RevokeOptions& options,
                        std::ostream& out) {
   v1::RevokeTokenRequest request;
   request.set_app(options.app);
+  request.set_user(options.user);
   absl::StatusOr<v1::RevokeTokenResponse> response = stub.RevokeToken(request);
   if (!response.ok()) return response.status();
+  if (!options.user.empty()) {
+    out << "revoked the grant of " << options.user << " to " << options.app
+        << " and deleted it; dropped " << response->revoked() << " cached token"
+        << (response->revoked() == 1 ? "" : "s") << "\n";
+    return absl::OkStatus();
+  }
   out << "revoked " << response->revoked() << " cached token"
       << (response->revoked() == 1 ? "" : "s") << " of " << options.app << "\n";
   return absl::OkStatus();
@@ -160,6 +229,7 @@ absl::Status RunCall(BrokerStub& stub, const CallOptions& options,
   }
   request.set_body(options.body);
   AddAll(options.scopes, request.mutable_scopes());
+  request.set_user(options.user);
 
   if (!options.stream) {
     absl::StatusOr<v1::CallResponse> response = stub.Call(request);
@@ -194,6 +264,80 @@ absl::Status RunCall(BrokerStub& stub, const CallOptions& options,
         }
         return absl::OkStatus();
       });
+}
+
+absl::Status RunConnect(BrokerStub& stub, const ConnectOptions& options,
+                        const Clock& clock, const Sleep& sleep,
+                        std::ostream& out) {
+  const bool wait = options.wait > absl::ZeroDuration();
+  // The grants before the link exists, by the broker's own clock: any grant
+  // newer than these is the sign-in this command waits for.
+  std::map<std::string, absl::Time> before;
+  if (wait) {
+    absl::StatusOr<v1::ListAppsResponse> apps =
+        stub.ListApps(v1::ListAppsRequest());
+    if (!apps.ok()) return apps.status();
+    absl::StatusOr<std::map<std::string, absl::Time>> users =
+        ConnectedUsers(*apps, options.app);
+    // An unknown app: CreateConnectLink says so in the broker's words.
+    if (users.ok()) before = *std::move(users);
+  }
+
+  v1::CreateConnectLinkRequest request;
+  request.set_app(options.app);
+  absl::StatusOr<v1::CreateConnectLinkResponse> link =
+      stub.CreateConnectLink(request);
+  if (!link.ok()) return link.status();
+  const std::string expiry = link->has_expires_at()
+                                 ? FormatUtc(ToTime(link->expires_at()))
+                                 : std::string("unknown");
+  out << "Open this link in a browser and sign in as the user who connects "
+      << options.app << " (single use, valid until " << expiry << "):\n"
+      << link->url() << std::endl;  // Flushed: a script may read it now.
+  if (!wait) return absl::OkStatus();
+
+  out << "Waiting up to " << absl::FormatDuration(options.wait)
+      << " for the sign-in..." << std::endl;
+  const absl::Time deadline = clock() + options.wait;
+  absl::Status last_error;
+  while (true) {
+    const absl::Duration left = deadline - clock();
+    if (left > absl::ZeroDuration()) {
+      sleep(std::min(options.poll_interval, left));
+    }
+    absl::StatusOr<v1::ListAppsResponse> apps =
+        stub.ListApps(v1::ListAppsRequest());
+    if (apps.ok()) {
+      if (!ConnectedUsers(*apps, options.app).ok()) {
+        return absl::NotFoundError(
+            absl::StrCat("app ", options.app,
+                         " is no longer configured in the broker (was the "
+                         "configuration reloaded?)"));
+      }
+      const v1::UserGrantInfo* user =
+          NewlyConnected(*apps, options.app, before);
+      if (user != nullptr) {
+        out << ConnectedLine(*user) << "\n";
+        return absl::OkStatus();
+      }
+    } else if (IsTransient(apps.status())) {
+      last_error = apps.status();
+    } else {
+      return apps.status();
+    }
+    if (clock() >= deadline) break;
+  }
+  std::string message = absl::StrCat(
+      "no user connected ", options.app, " within ",
+      absl::FormatDuration(options.wait),
+      ": nobody signed in with the link, or the link expired (valid until ",
+      expiry, "); run 'tokenbrokerctl connect ", options.app,
+      "' for a new link");
+  if (!last_error.ok()) {
+    absl::StrAppend(&message,
+                    " (last error while waiting: ", last_error.message(), ")");
+  }
+  return ConnectTimeoutError(message);
 }
 
 }  // namespace tokenbroker::cli

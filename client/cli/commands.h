@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/cli/stub.h"
 
@@ -27,9 +28,15 @@ inline constexpr int kExitNotFound = 3;
 inline constexpr int kExitDenied = 4;
 inline constexpr int kExitPrecondition = 5;
 inline constexpr int kExitUnavailable = 6;
+inline constexpr int kExitConnectTimeout = 7;
 
 // The exit code for a command's result (see the constants above).
+// ConnectTimeoutError()s get kExitConnectTimeout.
 int ExitCodeFor(const absl::Status& status);
+
+// `connect` waited in vain: DEADLINE_EXCEEDED marked so that ExitCodeFor()
+// tells it from a slow broker.
+absl::Status ConnectTimeoutError(absl::string_view message);
 
 // "tokenbrokerctl: <gRPC code name>: <message>" (no newline).
 std::string FormatError(const absl::Status& status);
@@ -37,18 +44,23 @@ std::string FormatError(const absl::Status& status);
 // Reads the current time; a parameter so that tests control it.
 using Clock = std::function<absl::Time()>;
 
+// Waits; a parameter so that tests let no real time pass.
+using Sleep = std::function<void(absl::Duration)>;
+
 struct TokenOptions {
   enum class Output { kToken, kJson, kFingerprint };
   std::string app;  // May be empty: the broker picks the app.
   std::vector<std::string> scopes;
   int32_t min_ttl_seconds = 0;
   Output output = Output::kToken;
+  std::string user;  // User apps: whose token (username or id).
 };
 
 struct WatchOptions {
   std::string app;
   std::vector<std::string> scopes;
   int64_t count = 0;  // Stop after this many tokens; 0: until the stream ends.
+  std::string user;   // User apps: whose token (username or id).
 };
 
 struct AppsOptions {
@@ -58,10 +70,22 @@ struct AppsOptions {
 struct RefreshOptions {
   std::string app;
   std::vector<std::string> scopes;
+  std::string user;  // User apps: whose token (username or id).
 };
 
 struct RevokeOptions {
   std::string app;
+  // User apps: whose grant to revoke at the authorization server and delete.
+  std::string user;
+};
+
+struct ConnectOptions {
+  std::string app;
+  // How long to wait for a user to sign in with the link; zero: print the
+  // link and return at once (--no-wait).
+  absl::Duration wait = absl::Minutes(10);
+  // Time between two looks at BrokerAdmin.ListApps while waiting.
+  absl::Duration poll_interval = absl::Seconds(2);
 };
 
 struct CallOptions {
@@ -73,6 +97,7 @@ struct CallOptions {
   std::vector<std::string> scopes;
   bool include_headers = false;  // -i: status line and headers first.
   bool stream = false;           // --stream: TokenBroker.CallStream.
+  std::string user;              // User apps: whose token is injected.
 };
 
 // Prints the access token alone (or JSON, or its fingerprint) and a newline.
@@ -95,6 +120,21 @@ absl::Status RunRevoke(BrokerStub& stub, const RevokeOptions& options,
                        std::ostream& out);
 
 absl::Status RunReload(BrokerStub& stub, std::ostream& out);
+
+// Mints a one-time sign-in link for user app `options.app`
+// (BrokerAdmin.CreateConnectLink) and prints it alone on its own line after
+// a line saying what to do with it and until when it is valid; the link is a
+// secret until used and is printed nowhere else. Then, unless `options.wait`
+// is zero, looks at BrokerAdmin.ListApps every `poll_interval` until a user
+// of the app is connected whose grant is new or newer than when the command
+// started (compared with the broker's own ListApps from before the link was
+// minted, so that no clock of this host is compared with the broker's), and
+// prints "connected: USERNAME (USER_ID) scopes: S1,S2". Errors: the broker's
+// (UNAVAILABLE while waiting is retried until the wait ends);
+// ConnectTimeoutError when nobody connected within `options.wait`.
+absl::Status RunConnect(BrokerStub& stub, const ConnectOptions& options,
+                        const Clock& clock, const Sleep& sleep,
+                        std::ostream& out);
 
 // Writes the upstream body as received (bytes) to `body`, or to `out` when
 // `body` is null; with `include_headers` first "HTTP <status>", the headers

@@ -80,6 +80,9 @@ int Run(const std::vector<std::string>& args) {
     status = RunRefresh(**stub, invocation->refresh, std::cout);
   } else if (command == "revoke") {
     status = RunRevoke(**stub, invocation->revoke, std::cout);
+  } else if (command == "connect") {
+    status = RunConnect(**stub, invocation->connect, absl::Now, absl::SleepFor,
+                        std::cout);
   } else if (command == "reload") {
     status = RunReload(**stub, std::cout);
   } else if (command == "call") {

@@ -34,10 +34,18 @@ class GrpcBrokerStub final : public BrokerStub {
 
   absl::StatusOr<v1::GetTokenResponse> GetToken(
       const v1::GetTokenRequest& request) override {
-    return Unary<v1::GetTokenResponse>(
-        "TokenBroker.GetToken", [&](grpc::ClientContext* c, auto* response) {
+    constexpr absl::string_view kRpc = "TokenBroker.GetToken";
+    absl::StatusOr<v1::GetTokenResponse> token = Unary<v1::GetTokenResponse>(
+        kRpc, [&](grpc::ClientContext* c, auto* response) {
           return broker_->GetToken(c, request, response);
         });
+    if (!token.ok()) return token;
+    // Never print the app's own token for a user's (an older broker ignores
+    // the field).
+    absl::Status whose =
+        client_internal::CheckTokenUser(request.user(), *token, Describe(kRpc));
+    if (!whose.ok()) return whose;
+    return token;
   }
 
   absl::Status WatchToken(
@@ -118,6 +126,15 @@ class GrpcBrokerStub final : public BrokerStub {
         "BrokerAdmin.ReloadConfig",
         [&](grpc::ClientContext* c, auto* response) {
           return admin_->ReloadConfig(c, request, response);
+        });
+  }
+
+  absl::StatusOr<v1::CreateConnectLinkResponse> CreateConnectLink(
+      const v1::CreateConnectLinkRequest& request) override {
+    return Unary<v1::CreateConnectLinkResponse>(
+        "BrokerAdmin.CreateConnectLink",
+        [&](grpc::ClientContext* c, auto* response) {
+          return admin_->CreateConnectLink(c, request, response);
         });
   }
 

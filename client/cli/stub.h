@@ -24,6 +24,9 @@ class BrokerStub {
  public:
   virtual ~BrokerStub() = default;
 
+  // Errors: the broker's; also UNIMPLEMENTED when `request.user` is set and
+  // the answer names no user (a broker that predates apps acting on behalf
+  // of users), INTERNAL when it names another user.
   virtual absl::StatusOr<anypoint::tokenbroker::v1::GetTokenResponse> GetToken(
       const anypoint::tokenbroker::v1::GetTokenRequest& request) = 0;
 
@@ -62,6 +65,10 @@ class BrokerStub {
   virtual absl::StatusOr<anypoint::tokenbroker::v1::ReloadConfigResponse>
   ReloadConfig(
       const anypoint::tokenbroker::v1::ReloadConfigRequest& request) = 0;
+
+  virtual absl::StatusOr<anypoint::tokenbroker::v1::CreateConnectLinkResponse>
+  CreateConnectLink(
+      const anypoint::tokenbroker::v1::CreateConnectLinkRequest& request) = 0;
 };
 
 // How to reach the broker. Either `plaintext`, or TLS verified with the PEM

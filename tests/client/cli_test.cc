@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/cli/args.h"
 #include "client/cli/commands.h"
@@ -28,10 +30,14 @@ namespace {
 
 namespace v1 = ::anypoint::tokenbroker::v1;
 using ::testing::_;
+using ::testing::DoAll;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Invoke;
+using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::Return;
+using ::testing::StartsWith;
 using ::testing::StrictMock;
 using ::tokenbroker::testing::IsOk;
 using ::tokenbroker::testing::StatusIs;
@@ -59,6 +65,8 @@ class MockBrokerStub : public BrokerStub {
               (const v1::RevokeTokenRequest&), (override));
   MOCK_METHOD(absl::StatusOr<v1::ReloadConfigResponse>, ReloadConfig,
               (const v1::ReloadConfigRequest&), (override));
+  MOCK_METHOD(absl::StatusOr<v1::CreateConnectLinkResponse>, CreateConnectLink,
+              (const v1::CreateConnectLinkRequest&), (override));
 };
 
 v1::GetTokenResponse MakeToken(const std::string& access_token) {
@@ -119,6 +127,47 @@ TEST(RunTokenTest, ErrorsPassThroughWithTheirExitCode) {
   EXPECT_EQ(out.str(), "");
 }
 
+TEST(RunTokenTest, SendsTheUserAndShowsWhoseTokenInJson) {
+  StrictMock<MockBrokerStub> stub;
+  EXPECT_CALL(stub, GetToken(_)).WillOnce(Invoke([](const auto& request) {
+    EXPECT_EQ(request.user(), "alice");
+    v1::GetTokenResponse token = MakeToken("tok");
+    token.set_user_id("u-1");
+    token.set_username("alice");
+    return token;
+  }));
+  TokenOptions options;
+  options.app = "viewer";
+  options.user = "alice";
+  options.output = TokenOptions::Output::kJson;
+  std::ostringstream out;
+  ASSERT_THAT(RunToken(stub, options, out), IsOk());
+  EXPECT_THAT(out.str(), HasSubstr("\"user_id\": \"u-1\""));
+  EXPECT_THAT(out.str(), HasSubstr("\"username\": \"alice\""));
+  // A token of no user keeps the JSON it always had.
+  EXPECT_FALSE(TokenToJson(MakeToken("tok")).contains("user_id"));
+}
+
+TEST(RunTokenTest, ReauthorizationNeededPrintsTheBrokersMessage) {
+  StrictMock<MockBrokerStub> stub;
+  EXPECT_CALL(stub, GetToken(_))
+      .WillOnce(Return(absl::FailedPreconditionError(
+          "the grant of alice to viewer needs re-authorization "
+          "(invalid_grant): "
+          "run 'tokenbrokerctl connect viewer'")));
+  TokenOptions options;
+  options.app = "viewer";
+  options.user = "alice";
+  std::ostringstream out;
+  absl::Status status = RunToken(stub, options, out);
+  EXPECT_EQ(ExitCodeFor(status), kExitPrecondition);
+  EXPECT_EQ(FormatError(status),
+            "tokenbrokerctl: FAILED_PRECONDITION: the grant of alice to viewer "
+            "needs re-authorization (invalid_grant): run 'tokenbrokerctl "
+            "connect viewer'");
+  EXPECT_EQ(out.str(), "");
+}
+
 TEST(ExitCodeTest, OneCodePerClassOfError) {
   EXPECT_EQ(ExitCodeFor(absl::OkStatus()), 0);
   EXPECT_EQ(ExitCodeFor(absl::UnknownError("")), 1);
@@ -130,6 +179,9 @@ TEST(ExitCodeTest, OneCodePerClassOfError) {
   EXPECT_EQ(ExitCodeFor(absl::FailedPreconditionError("")), 5);
   EXPECT_EQ(ExitCodeFor(absl::UnavailableError("")), 6);
   EXPECT_EQ(ExitCodeFor(absl::DeadlineExceededError("")), 6);
+  EXPECT_EQ(ExitCodeFor(ConnectTimeoutError("nobody")), 7);
+  EXPECT_THAT(ConnectTimeoutError("nobody"),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, "nobody"));
 }
 
 TEST(RunWatchTest, PrintsFingerprintsUntilCount) {
@@ -200,6 +252,293 @@ TEST(RunAppsTest, TableAndJson) {
   ASSERT_THAT(RunApps(stub, json_options, json), IsOk());
   EXPECT_THAT(json.str(), HasSubstr("\"token_fingerprint\": \"0123456789ab\""));
   EXPECT_THAT(json.str(), HasSubstr("\"refreshes\": 2"));
+}
+
+google::protobuf::Timestamp At(int64_t seconds) {
+  google::protobuf::Timestamp timestamp;
+  timestamp.set_seconds(seconds);
+  return timestamp;
+}
+
+// A user app "viewer" with two users (one needing re-authorization), an
+// unconnected user app "editor", and a client-credentials app.
+v1::ListAppsResponse AppsWithUsers() {
+  v1::ListAppsResponse apps;
+  v1::AppInfo* cc = apps.add_apps();
+  cc->set_name("design-center");
+  cc->set_grant_type(v1::GRANT_TYPE_CLIENT_CREDENTIALS);
+  cc->set_control_plane("us");
+  cc->add_scopes("view:environment");
+  v1::AppInfo* editor = apps.add_apps();
+  editor->set_name("editor");
+  editor->set_grant_type(v1::GRANT_TYPE_AUTHORIZATION_CODE);
+  editor->set_control_plane("us");
+  editor->add_scopes("edit:environment");
+  v1::AppInfo* viewer = apps.add_apps();
+  viewer->set_name("viewer");
+  viewer->set_grant_type(v1::GRANT_TYPE_AUTHORIZATION_CODE);
+  viewer->set_control_plane("eu");
+  viewer->add_scopes("view:environment");
+  v1::UserGrantInfo* alice = viewer->add_users();
+  alice->set_user_id("u-1");
+  alice->set_username("alice");
+  alice->add_scopes("view:environment");
+  alice->add_scopes("offline_access");
+  *alice->mutable_connected_at() = At(1700000000);
+  alice->set_state(v1::USER_GRANT_STATE_CONNECTED);
+  alice->mutable_token()->set_valid(true);
+  *alice->mutable_token()->mutable_valid_until() = At(1700003600);
+  alice->mutable_token()->set_token_fingerprint("0123456789ab");
+  v1::UserGrantInfo* bob = viewer->add_users();
+  bob->set_user_id("u-2");
+  bob->set_username("bob");
+  bob->add_scopes("view:environment");
+  *bob->mutable_connected_at() = At(1690000000);
+  bob->set_state(v1::USER_GRANT_STATE_NEEDS_REAUTHORIZATION);
+  bob->set_reason("refresh token revoked\n(invalid_grant)");
+  return apps;
+}
+
+TEST(RunAppsTest, UsersOfUserAppsInTheirOwnTable) {
+  StrictMock<MockBrokerStub> stub;
+  EXPECT_CALL(stub, ListApps(_)).WillRepeatedly(Return(AppsWithUsers()));
+  std::ostringstream table;
+  ASSERT_THAT(RunApps(stub, AppsOptions(), table), IsOk());
+  std::vector<std::string> lines = absl::StrSplit(table.str(), '\n');
+  ASSERT_EQ(lines.size(), 10u) << table.str();
+  EXPECT_THAT(lines[0], StartsWith("NAME  "));
+  EXPECT_THAT(lines[1], StartsWith("design-center  client_credentials  us"));
+  EXPECT_THAT(lines[2], MatchesRegex("editor +authorization_code +us +"
+                                     "edit:environment +no user connected +"
+                                     "- +- +- +-"));
+  EXPECT_THAT(lines[3], MatchesRegex("viewer +authorization_code +eu +"
+                                     "view:environment +2 users \\(1 needs "
+                                     "re-authorization\\) .*"));
+  EXPECT_EQ(lines[4], "");
+  EXPECT_THAT(lines[5], MatchesRegex("APP +USER +USER ID +CONNECTED AT +SCOPES "
+                                     "+TOKEN +STATE"));
+  EXPECT_THAT(lines[6], MatchesRegex("editor +- +- +- +- +none +no user "
+                                     "connected; run 'tokenbrokerctl connect "
+                                     "editor'"));
+  EXPECT_THAT(lines[7],
+              MatchesRegex("viewer +alice +u-1 +2023-11-14T22:13:20Z +"
+                           "view:environment,offline_access +valid until "
+                           "2023-11-14T23:13:20Z +connected"));
+  EXPECT_THAT(lines[8],
+              MatchesRegex("viewer +bob +u-2 +2023-07-22T04:26:40Z +"
+                           "view:environment +none +NEEDS RE-AUTHORIZATION: "
+                           "refresh token revoked \\(invalid_grant\\); run "
+                           "'tokenbrokerctl connect viewer'"));
+  EXPECT_EQ(lines[9], "");
+  EXPECT_THAT(table.str(), Not(HasSubstr("0123456789ab")));
+}
+
+TEST(RunAppsTest, NoUsersTableWithoutUserApps) {
+  v1::ListAppsResponse apps = AppsWithUsers();
+  apps.mutable_apps()->DeleteSubrange(1, 2);
+  EXPECT_EQ(UsersTable(apps), "");
+  EXPECT_THAT(AppsTable(apps), Not(HasSubstr("USER")));
+  // The JSON of a client-credentials app has no "users".
+  EXPECT_FALSE(AppsToJson(apps)["apps"][0].contains("users"));
+}
+
+TEST(RunAppsTest, UsersInJson) {
+  nlohmann::ordered_json json = AppsToJson(AppsWithUsers());
+  EXPECT_EQ(json["apps"][1]["users"], nlohmann::ordered_json::array());
+  const nlohmann::ordered_json& users = json["apps"][2]["users"];
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[0]["user_id"], "u-1");
+  EXPECT_EQ(users[0]["username"], "alice");
+  EXPECT_EQ(users[0]["state"], "connected");
+  EXPECT_EQ(users[0]["connected_at"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(users[0]["updated_at"], nullptr);
+  EXPECT_EQ(users[0]["token"]["valid_until"], "2023-11-14T23:13:20Z");
+  EXPECT_EQ(users[0]["token"]["token_fingerprint"], "0123456789ab");
+  EXPECT_EQ(users[1]["state"], "needs_reauthorization");
+  EXPECT_EQ(users[1]["reason"], "refresh token revoked\n(invalid_grant)");
+  EXPECT_EQ(users[1]["token"], nullptr);
+}
+
+TEST(RunWatchTest, SendsTheUser) {
+  StrictMock<MockBrokerStub> stub;
+  EXPECT_CALL(stub, WatchToken(_, _))
+      .WillOnce(Invoke([](const v1::WatchTokenRequest& request, const auto&) {
+        EXPECT_EQ(request.user(), "alice");
+        return absl::OkStatus();
+      }));
+  WatchOptions options;
+  options.app = "viewer";
+  options.user = "alice";
+  std::ostringstream out;
+  EXPECT_THAT(RunWatch(
+                  stub, options, [] { return absl::UnixEpoch(); }, out),
+              IsOk());
+}
+
+TEST(AdminCommandsTest, RefreshAndRevokeNameTheUser) {
+  StrictMock<MockBrokerStub> stub;
+  v1::RefreshTokenRequest refreshed;
+  v1::RefreshTokenResponse new_token;
+  *new_token.mutable_expires_at() = At(1700003600);
+  EXPECT_CALL(stub, RefreshToken(_))
+      .WillOnce(DoAll(::testing::SaveArg<0>(&refreshed), Return(new_token)));
+  v1::RevokeTokenRequest revoked;
+  v1::RevokeTokenResponse dropped;
+  dropped.set_revoked(1);
+  EXPECT_CALL(stub, RevokeToken(_))
+      .WillOnce(DoAll(::testing::SaveArg<0>(&revoked), Return(dropped)));
+
+  std::ostringstream out;
+  RefreshOptions refresh;
+  refresh.app = "viewer";
+  refresh.user = "alice";
+  ASSERT_THAT(RunRefresh(stub, refresh, out), IsOk());
+  RevokeOptions revoke;
+  revoke.app = "viewer";
+  revoke.user = "alice";
+  ASSERT_THAT(RunRevoke(stub, revoke, out), IsOk());
+  EXPECT_EQ(refreshed.app(), "viewer");
+  EXPECT_EQ(refreshed.user(), "alice");
+  EXPECT_EQ(revoked.app(), "viewer");
+  EXPECT_EQ(revoked.user(), "alice");
+  EXPECT_EQ(out.str(),
+            "refreshed viewer for alice: new token valid until "
+            "2023-11-14T23:13:20Z\n"
+            "revoked the grant of alice to viewer and deleted it; dropped 1 "
+            "cached token\n");
+}
+
+// `connect` with a fake clock that only its sleeps advance.
+class RunConnectTest : public ::testing::Test {
+ protected:
+  RunConnectTest() {
+    link_.set_url("http://127.0.0.1:9090/oauth/start?ticket=t1");
+    *link_.mutable_expires_at() = At(1700000600);
+    options_.app = "viewer";
+  }
+
+  absl::Status Run() {
+    return RunConnect(
+        stub_, options_, [this] { return now_; },
+        [this](absl::Duration d) {
+          sleeps_.push_back(d);
+          now_ += d;
+        },
+        out_);
+  }
+
+  // The link's lines, as scripts see them.
+  static constexpr char kLinkLines[] =
+      "Open this link in a browser and sign in as the user who connects "
+      "viewer (single use, valid until 2023-11-14T22:23:20Z):\n"
+      "http://127.0.0.1:9090/oauth/start?ticket=t1\n";
+
+  StrictMock<MockBrokerStub> stub_;
+  v1::CreateConnectLinkResponse link_;
+  ConnectOptions options_;
+  absl::Time now_ = absl::FromUnixSeconds(1700000000);
+  std::vector<absl::Duration> sleeps_;
+  std::ostringstream out_;
+};
+
+TEST_F(RunConnectTest, NoWaitPrintsTheLinkAlone) {
+  options_.wait = absl::ZeroDuration();
+  EXPECT_CALL(stub_, CreateConnectLink(_))
+      .WillOnce(Invoke([&](const v1::CreateConnectLinkRequest& request) {
+        EXPECT_EQ(request.app(), "viewer");
+        return link_;
+      }));
+  ASSERT_THAT(Run(), IsOk());
+  EXPECT_EQ(out_.str(), kLinkLines);
+  EXPECT_TRUE(sleeps_.empty());
+}
+
+TEST_F(RunConnectTest, WaitsForANewUser) {
+  v1::ListAppsResponse before = AppsWithUsers();
+  v1::ListAppsResponse after = before;
+  v1::UserGrantInfo* carol = after.mutable_apps(2)->add_users();
+  carol->set_user_id("u-3");
+  carol->set_username("carol");
+  carol->add_scopes("view:environment");
+  carol->set_state(v1::USER_GRANT_STATE_CONNECTED);
+  *carol->mutable_connected_at() = At(1700000010);
+  {
+    ::testing::InSequence in_order;
+    EXPECT_CALL(stub_, ListApps(_)).WillOnce(Return(before));
+    EXPECT_CALL(stub_, CreateConnectLink(_)).WillOnce(Return(link_));
+    EXPECT_CALL(stub_, ListApps(_))
+        .WillOnce(Return(before))
+        .WillOnce(Return(absl::UnavailableError("restarting")))
+        .WillOnce(Return(after));
+  }
+  ASSERT_THAT(Run(), IsOk());
+  EXPECT_EQ(out_.str(), absl::StrCat(kLinkLines,
+                                     "Waiting up to 10m for the sign-in...\n"
+                                     "connected: carol (u-3) scopes: "
+                                     "view:environment\n"));
+  EXPECT_THAT(sleeps_, ElementsAre(absl::Seconds(2), absl::Seconds(2),
+                                   absl::Seconds(2)));
+}
+
+TEST_F(RunConnectTest, AReconnectedUserCounts) {
+  v1::ListAppsResponse before = AppsWithUsers();
+  v1::ListAppsResponse after = before;
+  // bob signs in again: connected, with a newer consent.
+  v1::UserGrantInfo* bob = after.mutable_apps(2)->mutable_users(1);
+  bob->set_state(v1::USER_GRANT_STATE_CONNECTED);
+  bob->clear_reason();
+  *bob->mutable_connected_at() = At(1700000020);
+  EXPECT_CALL(stub_, CreateConnectLink(_)).WillOnce(Return(link_));
+  EXPECT_CALL(stub_, ListApps(_))
+      .WillOnce(Return(before))
+      .WillOnce(Return(after));
+  ASSERT_THAT(Run(), IsOk());
+  EXPECT_THAT(out_.str(),
+              HasSubstr("\nconnected: bob (u-2) scopes: view:environment\n"));
+}
+
+TEST_F(RunConnectTest, TimesOutWhenNobodySignsIn) {
+  options_.wait = absl::Seconds(5);
+  EXPECT_CALL(stub_, CreateConnectLink(_)).WillOnce(Return(link_));
+  // Users already connected before the link do not count.
+  EXPECT_CALL(stub_, ListApps(_)).WillRepeatedly(Return(AppsWithUsers()));
+  absl::Status status = Run();
+  EXPECT_EQ(ExitCodeFor(status), kExitConnectTimeout);
+  EXPECT_THAT(status.message(),
+              HasSubstr("no user connected viewer within 5s"));
+  EXPECT_THAT(status.message(), HasSubstr("tokenbrokerctl connect viewer"));
+  EXPECT_THAT(status.message(), Not(HasSubstr("ticket")));
+  // Bounded looks, the last one at the deadline.
+  EXPECT_THAT(sleeps_, ElementsAre(absl::Seconds(2), absl::Seconds(2),
+                                   absl::Seconds(1)));
+  EXPECT_THAT(out_.str(), StartsWith(kLinkLines));
+}
+
+TEST_F(RunConnectTest, BrokerErrors) {
+  // No link for an app the broker refuses (the broker's words).
+  EXPECT_CALL(stub_, ListApps(_)).WillOnce(Return(AppsWithUsers()));
+  EXPECT_CALL(stub_, CreateConnectLink(_))
+      .WillOnce(Return(absl::FailedPreconditionError(
+          "app design-center acts on its own behalf")));
+  options_.app = "design-center";
+  EXPECT_EQ(ExitCodeFor(Run()), kExitPrecondition);
+  EXPECT_EQ(out_.str(), "");
+
+  // Not an admin.
+  EXPECT_CALL(stub_, ListApps(_))
+      .WillOnce(Return(absl::PermissionDeniedError("admin role needed")));
+  EXPECT_EQ(ExitCodeFor(Run()), kExitDenied);
+
+  // The app removed while waiting.
+  options_.app = "viewer";
+  v1::ListAppsResponse without = AppsWithUsers();
+  without.mutable_apps()->DeleteSubrange(2, 1);
+  EXPECT_CALL(stub_, CreateConnectLink(_)).WillOnce(Return(link_));
+  EXPECT_CALL(stub_, ListApps(_))
+      .WillOnce(Return(AppsWithUsers()))
+      .WillOnce(Return(without));
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kNotFound,
+                              HasSubstr("no longer configured")));
 }
 
 TEST(AdminCommandsTest, RefreshRevokeReload) {
@@ -514,9 +853,53 @@ TEST(ParseArgsTest, CallCommand) {
   EXPECT_THAT(HelpText("call"), HasSubstr("-o, --output FILE"));
 }
 
+TEST(ParseArgsTest, UserFlags) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"token", "viewer", "--user", "alice"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->token.user, "alice");
+  invocation = Parse({"call", "viewer", "GET", "/x", "--user=u-1"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->call.user, "u-1");
+  invocation = Parse({"revoke", "viewer", "--user", " bob "});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->revoke.user, "bob");
+  invocation = Parse({"revoke", "design-center"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->revoke.user, "");
+  invocation = Parse({"watch", "viewer", "--user", "alice"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->watch.user, "alice");
+  invocation = Parse({"refresh", "viewer", "--user", "alice"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->refresh.user, "alice");
+}
+
+TEST(ParseArgsTest, ConnectCommand) {
+  absl::StatusOr<Invocation> invocation = Parse({"connect", "viewer"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->command, "connect");
+  EXPECT_EQ(invocation->connect.app, "viewer");
+  EXPECT_EQ(invocation->connect.wait, absl::Minutes(10));
+  EXPECT_EQ(invocation->connect.poll_interval, absl::Seconds(2));
+  const std::vector<std::pair<std::string, absl::Duration>> waits = {
+      {"1s", absl::Seconds(1)},         {"90s", absl::Seconds(90)},
+      {"1h30m", absl::Minutes(90)},     {"45", absl::Seconds(45)},
+      {"0.5", absl::Milliseconds(500)},
+  };
+  for (const auto& [text, wait] : waits) {
+    invocation = Parse({"connect", "viewer", "--wait", text});
+    ASSERT_THAT(invocation, IsOk()) << text;
+    EXPECT_EQ(invocation->connect.wait, wait) << text;
+  }
+  invocation = Parse({"connect", "--no-wait", "viewer"});
+  ASSERT_THAT(invocation, IsOk());
+  EXPECT_EQ(invocation->connect.wait, absl::ZeroDuration());
+}
+
 TEST(ParseArgsTest, HelpForEachCommand) {
-  for (const char* command :
-       {"token", "call", "watch", "apps", "refresh", "revoke", "reload"}) {
+  for (const char* command : {"token", "call", "watch", "apps", "refresh",
+                              "revoke", "connect", "reload"}) {
     absl::StatusOr<Invocation> invocation = Parse({command, "--help"});
     ASSERT_THAT(invocation, IsOk()) << command;
     EXPECT_TRUE(invocation->help);
@@ -549,6 +932,17 @@ TEST(ParseArgsTest, UsageErrors) {
       {"apps", "--cert", "c.pem"},
       {"apps", "--timeout", "-1"},
       {"apps", "--no-such-flag"},
+      {"token", "a", "--user"},
+      {"token", "a", "--user="},
+      {"call", "a", "GET", "/x", "--user", " "},
+      {"connect"},
+      {"connect", "a", "b"},
+      {"connect", "a", "--wait", "soon"},
+      {"connect", "a", "--wait", "0"},
+      {"connect", "a", "--wait", "-1m"},
+      {"connect", "a", "--wait", "25h"},
+      {"connect", "a", "--wait", "1m", "--no-wait"},
+      {"connect", "a", "--user", "x"},
   };
   for (const auto& args : bad) {
     absl::StatusOr<Invocation> invocation = Parse(args);
