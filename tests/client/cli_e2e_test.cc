@@ -9,7 +9,10 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -39,6 +42,11 @@ struct Result {
   std::string out;
   std::string err;
 };
+
+// The lines of a command's output, without the last newline.
+std::vector<std::string> Lines(const std::string& out) {
+  return absl::StrSplit(absl::StripSuffix(out, "\n"), '\n');
+}
 
 class CliEndToEndTest : public testing::BrokerFixture {
  protected:
@@ -129,8 +137,7 @@ TEST_F(CliEndToEndTest, AppsTable) {
   ASSERT_TRUE(GetToken("design-center", &response).ok());
   Result result = Run("apps");
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  std::vector<std::string> lines =
-      absl::StrSplit(absl::StripSuffix(result.out, "\n"), '\n');
+  std::vector<std::string> lines = Lines(result.out);
   ASSERT_EQ(lines.size(), 4u) << result.out;
   EXPECT_THAT(lines[0], MatchesRegex("NAME +GRANT +CONTROL PLANE +SCOPES.*"));
   EXPECT_THAT(lines[1], HasSubstr("design-center"));
@@ -226,12 +233,141 @@ TEST_F(CliEndToEndTest, CallWritesTheBodyToAFile) {
 }
 
 TEST_F(CliEndToEndTest, HelpExitsZero) {
-  for (const char* command :
-       {"", "token", "call", "watch", "apps", "refresh", "revoke", "reload"}) {
+  for (const char* command : {"", "token", "call", "watch", "apps", "refresh",
+                              "revoke", "connect", "reload"}) {
     Result result = Run(absl::StrCat(command, " --help"));
     EXPECT_EQ(result.exit_code, 0) << command;
     EXPECT_THAT(result.out, HasSubstr("Usage: tokenbrokerctl")) << command;
   }
+}
+
+// The broker with a user app too: "viewer" (the emulator's Environment
+// Viewer, members of Acme Corp only), a grant store, and the OAuth pages on
+// the admin listener (loopback, port 0). No user has connected it.
+class CliUserAppTest : public CliEndToEndTest {
+ protected:
+  void SetUp() override {
+    char dir_template[] = "/tmp/tokenbroker-users-XXXXXX";
+    ASSERT_NE(mkdtemp(dir_template), nullptr);
+    users_dir_ = dir_template;
+    std::ofstream(users_dir_ + "/viewer") << "env-viewer-fake-secret";
+    std::ofstream(users_dir_ + "/grant-key") << std::string(64, 'a');
+    CliEndToEndTest::SetUp();
+  }
+
+  void TearDown() override {
+    CliEndToEndTest::TearDown();
+    std::error_code ignored;
+    std::filesystem::remove_all(users_dir_, ignored);
+  }
+
+  std::string ListenYaml() const override {
+    return "listen:\n  grpc: 127.0.0.1:0\n  admin_http: 127.0.0.1:0\n"
+           "development:\n  insecure_plaintext: true\n";
+  }
+
+  std::string AppsYaml() const override {
+    return absl::StrCat(CliEndToEndTest::AppsYaml(),
+                        "  - name: viewer\n"
+                        "    base_url: ",
+                        emulator_->base_url(),
+                        "\n"
+                        "    grant_type: authorization_code\n"
+                        "    client_id: env-viewer-app\n"
+                        "    client_secret: {file: ",
+                        users_dir_,
+                        "/viewer}\n"
+                        "    scopes: [view:environment]\n");
+  }
+
+  std::string CallersYaml() const override {
+    return absl::StrCat(CliEndToEndTest::CallersYaml(),
+                        "      - {app: viewer, scopes: ['*'], routes: ['* "
+                        "/**'], users: ['*']}\n");
+  }
+
+  std::string ExtraYaml() const override {
+    return absl::StrCat("grant_store:\n  directory: ", users_dir_,
+                        "/grants\n  keys: [{id: k1, file: ", users_dir_,
+                        "/grant-key}]\n");
+  }
+
+  // Whether the broker answered that it has no such RPC yet.
+  static bool Unimplemented(const Result& result) {
+    return result.exit_code == 1 &&
+           result.err.find("UNIMPLEMENTED") != std::string::npos;
+  }
+
+  std::string users_dir_;
+};
+
+// The lines of `out` that are a link to the broker's sign-in start page.
+std::vector<std::string> Links(const std::string& out) {
+  std::vector<std::string> links;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (absl::StartsWith(line, "http://") ||
+        absl::StartsWith(line, "https://")) {
+      links.emplace_back(line);
+    }
+  }
+  return links;
+}
+
+TEST_F(CliUserAppTest, ConnectRefusesAnAppActingOnItsOwnBehalf) {
+  Result result = Run("connect design-center --no-wait");
+  if (Unimplemented(result)) {
+    GTEST_SKIP() << "the broker has no BrokerAdmin.CreateConnectLink yet "
+                    "(service/grpc, issue 12): "
+                 << result.err;
+  }
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_TRUE(Links(result.out).empty()) << result.out;
+  Result unknown = Run("connect no-such-app --no-wait");
+  EXPECT_EQ(unknown.exit_code, 3) << unknown.err;
+}
+
+TEST_F(CliUserAppTest, AppsListsTheUserAppWithoutUsers) {
+  Result result = Run("apps");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  std::vector<std::string> lines = Lines(result.out);
+  ASSERT_EQ(lines.size(), 8u) << result.out;
+  // The client-credentials apps' lines are as they were.
+  EXPECT_THAT(lines[0], MatchesRegex("NAME +GRANT +CONTROL PLANE +SCOPES.*"));
+  EXPECT_THAT(lines[1], HasSubstr("design-center"));
+  EXPECT_THAT(lines[2], HasSubstr("exchange-reader"));
+  EXPECT_THAT(lines[3], MatchesRegex("viewer +authorization_code +.* +"
+                                     "view:environment +no user connected .*"));
+  EXPECT_THAT(lines[4], HasSubstr("wrong-secret"));
+  EXPECT_EQ(lines[5], "");
+  EXPECT_THAT(lines[6], MatchesRegex("APP +USER +USER ID +CONNECTED AT.*"));
+  EXPECT_THAT(lines[7], MatchesRegex("viewer +- +- +- +- +none +no user "
+                                     "connected; run 'tokenbrokerctl connect "
+                                     "viewer'"));
+}
+
+TEST_F(CliUserAppTest, TokenOfAUserWhoNeverConnectedSaysToConnect) {
+  Result result = Run("token viewer --user alice.acme");
+  EXPECT_EQ(result.out, "");
+  if (result.err.find("not supported yet") != std::string::npos) {
+    GTEST_SKIP() << "the broker does not serve user apps yet (service/grpc, "
+                    "issue 12): "
+                 << result.err;
+  }
+  EXPECT_EQ(result.exit_code, 5) << result.err;
+  EXPECT_THAT(result.err, HasSubstr("tokenbrokerctl: FAILED_PRECONDITION: "));
+  EXPECT_THAT(result.err, HasSubstr("tokenbrokerctl connect viewer"));
+}
+
+TEST_F(CliUserAppTest, RevokeNamesTheUser) {
+  Result no_user = Run("revoke viewer");
+  EXPECT_EQ(no_user.exit_code, 1) << no_user.err;
+  EXPECT_THAT(no_user.err, HasSubstr("INVALID_ARGUMENT: user: required"));
+  Result never_connected = Run("revoke viewer --user alice.acme");
+  EXPECT_EQ(never_connected.exit_code, 3) << never_connected.err;
+  EXPECT_THAT(never_connected.err, HasSubstr("alice.acme"));
+  Result own_behalf = Run("revoke design-center --user alice.acme");
+  EXPECT_EQ(own_behalf.exit_code, 1) << own_behalf.err;
+  EXPECT_THAT(own_behalf.err, HasSubstr("acts on its own behalf"));
 }
 
 }  // namespace
