@@ -9,10 +9,14 @@
 //   routes: ["GET /accounts/api/organizations/*/environments"]
 // (config/demo.yaml does for the anonymous development caller).
 //
+// For an app acting on behalf of users, --user names whose token the broker
+// injects (an Anypoint username or user id; the caller's grant must cover
+// the user, and the user must have connected: tokenbrokerctl connect APP).
+//
 // Usage:
 //   list_environments --broker HOST:PORT [--plaintext | --ca FILE
 //                     [--cert FILE --key FILE]] [--bearer-file FILE]
-//                     --app APP --org ORG_ID
+//                     --app APP --org ORG_ID [--user USER]
 // Prints "NAME<TAB>TYPE<TAB>ID" per environment. Exit codes: 0 ok, 1 error,
 // 2 usage.
 
@@ -68,6 +72,7 @@ int main(int argc, char** argv) {
                               "/environments");
   request.headers = {{"Accept", "application/json"}};
   request.scopes = {"view:environment"};
+  request.user = flags["user"];  // Empty for an app acting on its own behalf.
   // A GET: the client retries it if the broker is briefly unavailable.
   absl::StatusOr<tokenbroker::ClientCallResponse> response =
       (*client)->Call(flags["app"], request);

@@ -12,9 +12,13 @@ for the anonymous development caller).
 Needs the generated stubs on PYTHONPATH (build/client/python) and Debian's
 python3-grpcio and python3-protobuf.
 
+For an app acting on behalf of users, --user names whose token the broker
+injects (an Anypoint username or user id; the caller's grant must cover the
+user, and the user must have connected: tokenbrokerctl connect APP).
+
 Usage:
   list_environments.py --broker HOST:PORT --app APP --org ORG
-                       [--bearer-file FILE] [--ca FILE]
+                       [--user USER] [--bearer-file FILE] [--ca FILE]
 Without --ca the channel is plaintext (development brokers only).
 Prints "NAME<TAB>TYPE<TAB>ID" per environment. Exit codes: 0 ok, 1 error.
 """
@@ -34,6 +38,7 @@ def main():
     parser.add_argument("--broker", required=True)
     parser.add_argument("--app", required=True)
     parser.add_argument("--org", required=True)
+    parser.add_argument("--user", default="")
     parser.add_argument("--bearer-file")
     parser.add_argument("--ca")
     args = parser.parse_args()
@@ -55,7 +60,8 @@ def main():
         method="GET",
         path=path,
         headers=[token_broker_pb2.Header(name="Accept", value="application/json")],
-        scopes=["view:environment"])
+        scopes=["view:environment"],
+        user=args.user)
     with channel:
         stub = token_broker_pb2_grpc.TokenBrokerStub(channel)
         try:

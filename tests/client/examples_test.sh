@@ -19,3 +19,13 @@ if err=$("$@" --broker "$TOKENBROKER_ADDR" --app exchange-reader \
 fi
 echo "$err"
 grep -q PERMISSION_DENIED <<<"$err"
+
+# --user reaches the broker: design-center acts on its own behalf, so naming
+# a user is refused.
+if err=$("$@" --broker "$TOKENBROKER_ADDR" --app design-center \
+    --org "$ANYPOINT_ORG" --user alice.acme 2>&1 >/dev/null); then
+  echo "examples_test: a user on an app acting on its own behalf was accepted" >&2
+  exit 1
+fi
+echo "$err"
+grep -q "acts on its own behalf" <<<"$err"

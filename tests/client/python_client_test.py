@@ -54,6 +54,34 @@ class PythonClientTest(unittest.TestCase):
         self.assertTrue(first.access_token)
         self.assertEqual(first.app, "exchange-reader")
 
+    def test_user_fields_are_generated(self):
+        request = token_broker_pb2.GetTokenRequest(app="viewer", user="alice")
+        parsed = token_broker_pb2.GetTokenRequest.FromString(
+            request.SerializeToString())
+        self.assertEqual(parsed.user, "alice")
+        self.assertEqual(token_broker_pb2.WatchTokenRequest(user="a").user, "a")
+        self.assertEqual(token_broker_pb2.CallRequest(user="a").user, "a")
+        token = token_broker_pb2.GetTokenResponse(user_id="u-1", username="a")
+        self.assertEqual((token.user_id, token.username), ("u-1", "a"))
+        self.assertEqual(broker_admin_pb2.RevokeTokenRequest(user="a").user, "a")
+        self.assertEqual(broker_admin_pb2.RefreshTokenRequest(user="a").user, "a")
+        grant = broker_admin_pb2.UserGrantInfo(
+            username="a",
+            state=broker_admin_pb2.USER_GRANT_STATE_NEEDS_REAUTHORIZATION)
+        self.assertEqual(broker_admin_pb2.AppInfo(users=[grant]).users[0].username,
+                         "a")
+        self.assertTrue(hasattr(self.admin, "CreateConnectLink"))
+
+    def test_user_on_an_app_acting_on_its_own_behalf_is_refused(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.broker.GetToken(
+                token_broker_pb2.GetTokenRequest(app="design-center",
+                                                 user="alice.acme"),
+                timeout=20)
+        self.assertEqual(raised.exception.code(),
+                         grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("acts on its own behalf", raised.exception.details())
+
     def test_list_apps(self):
         apps = self.admin.ListApps(broker_admin_pb2.ListAppsRequest(), timeout=20)
         names = [app.name for app in apps.apps]
