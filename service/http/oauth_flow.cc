@@ -566,9 +566,13 @@ PageResponse OAuthFlow::CompleteSignIn(CallbackContext& context,
   if (const std::string* error = Find(params, "error"); error != nullptr) {
     if (*error == "access_denied") {
       return Finish(context, Outcome::kDeclined, 403,
-                    Text("You declined",
+                    Text("Access was not granted",
                          {absl::StrCat("You declined access for ", app.name,
-                                       ". Nothing was changed."),
+                                       ", or the authorization server does "
+                                       "not let your account use it (for "
+                                       "example an app only for members of "
+                                       "its organization). Nothing was "
+                                       "changed."),
                           absl::StrCat("If that was a mistake: ", again)}));
     }
     const std::string code = SanitizeErrorCode(*error);
