@@ -2,12 +2,11 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
+#include <utility>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
+#include "bench/load.h"
 #include "bench/scenarios.h"
 #include "bench/unary_call.h"
 
@@ -37,29 +36,14 @@ json RunCoalesce(InProcessBroker& broker, int callers) {
                          .token_requests_by_client["exchange-reader"];
     pb::GetTokenRequest request;
     request.set_app(variant.app);
-    absl::Mutex mu;
-    int remaining = callers;
-    int errors = 0;
-    absl::Time start = absl::Now();
-    absl::Time last_done;
     auto* stub = &broker.broker();
-    for (int i = 0; i < callers; ++i) {
-      StartGetToken(stub, request, [&](bool ok) {
-        absl::MutexLock lock(&mu);
-        if (!ok) ++errors;
-        last_done = absl::Now();
-        --remaining;
-      });
-    }
-    {
-      absl::MutexLock lock(&mu);
-      auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-        return remaining == 0;
-      };
-      if (!mu.AwaitWithTimeout(absl::Condition(&all_done), absl::Minutes(1))) {
-        std::cerr << "coalesce: callers did not finish in a minute\n";
-        std::exit(1);
-      }
+    BurstResult burst =
+        RunBurst(callers, [&](int, std::function<void(bool)> done) {
+          StartGetToken(stub, request, std::move(done));
+        });
+    if (burst.unanswered > 0) {
+      std::cerr << "coalesce: callers did not finish in a minute\n";
+      std::exit(1);
     }
     broker.emulator().ClearFaults();
     int64_t upstream = broker.emulator()
@@ -69,8 +53,8 @@ json RunCoalesce(InProcessBroker& broker, int callers) {
     json row{{"callers", callers},
              {"upstream_latency_ms", variant.upstream_latency_ms},
              {"upstream_requests", upstream},
-             {"errors", errors},
-             {"time_ms", absl::ToDoubleMilliseconds(last_done - start)}};
+             {"errors", burst.errors},
+             {"time_ms", burst.seconds * 1000}};
     std::cerr << "coalesce " << row.dump() << "\n";
     rows.push_back(row);
   }

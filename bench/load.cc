@@ -133,6 +133,42 @@ LoadResult RunClosedLoop(int concurrency, absl::Duration warmup,
   return result;
 }
 
+BurstResult RunBurst(int count, const StartFn& start) {
+  // Shared with the completions, which may outlive this call (a minute).
+  struct Burst {
+    absl::Mutex mu;
+    int remaining ABSL_GUARDED_BY(mu) = 0;
+    int64_t errors ABSL_GUARDED_BY(mu) = 0;
+    int64_t last_done_ns ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto burst = std::make_shared<Burst>();
+  {
+    absl::MutexLock lock(&burst->mu);
+    burst->remaining = count;
+  }
+  int64_t started_ns = NowNs();
+  for (int i = 0; i < count; ++i) {
+    start(i, [burst](bool ok) {
+      absl::MutexLock lock(&burst->mu);
+      if (!ok) ++burst->errors;
+      burst->last_done_ns = NowNs();
+      --burst->remaining;
+    });
+  }
+  absl::MutexLock lock(&burst->mu);
+  auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(burst->mu) {
+    return burst->remaining == 0;
+  };
+  burst->mu.AwaitWithTimeout(absl::Condition(&all_done), absl::Minutes(1));
+  BurstResult result;
+  result.errors = burst->errors;
+  result.unanswered = burst->remaining;
+  if (burst->last_done_ns != 0) {
+    result.seconds = (burst->last_done_ns - started_ns) / 1e9;
+  }
+  return result;
+}
+
 ProcStatus ReadProcStatus(int pid) {
   ProcStatus status;
   std::ifstream in(pid == 0 ? std::string("/proc/self/status")

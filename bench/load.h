@@ -46,6 +46,16 @@ using StartFn = std::function<void(int caller, std::function<void(bool)> done)>;
 LoadResult RunClosedLoop(int concurrency, absl::Duration warmup,
                          absl::Duration duration, const StartFn& start);
 
+// A burst: `count` requests started at once (request i by start(i, done)).
+struct BurstResult {
+  int64_t errors = 0;      // Answered not OK.
+  int64_t unanswered = 0;  // Not answered within a minute.
+  double seconds = 0;      // From the first start to the last answer.
+};
+
+// Starts the burst and waits for every answer, at most a minute.
+BurstResult RunBurst(int count, const StartFn& start);
+
 // VmRSS, VmHWM (KiB) and Threads of a process from /proc/PID/status
 // (pid 0: this process). -1 if unreadable.
 struct ProcStatus {
