@@ -87,7 +87,10 @@ json RunRefresh() {
   TokenCache cache(source, clock, policy);
   std::vector<TokenRequest> requests;
   for (int k = 0; k < kKeys; ++k) {
-    requests.push_back({absl::StrCat("app-", k), {"read:exchange"}});
+    TokenRequest request;
+    request.app = absl::StrCat("app-", k);
+    request.scopes = {"read:exchange"};
+    requests.push_back(std::move(request));
   }
   const absl::Time start = clock.Now();
   int64_t calls = 0, waited_after_warmup = 0, failed = 0;
