@@ -41,17 +41,21 @@ emulator::Fixture DemoFixture() {
   return *std::move(fixture);
 }
 
-InProcessBroker::InProcessBroker(bool audit) {
-  emulator_ = std::make_unique<emulator::Emulator>(DemoFixture());
+InProcessBroker::InProcessBroker(BrokerSetup setup) {
+  emulator_ = std::make_unique<emulator::Emulator>(
+      setup.fixture.has_value() ? *std::move(setup.fixture) : DemoFixture());
   if (!emulator_->Start({}).ok()) std::exit(1);
   dir_ = TempDir();
+  BrokerExtras extras;
+  if (setup.extras) extras = setup.extras(*emulator_, dir_);
   WriteFile(dir_ + "/dc", "dc-secret-please-rotate\n");
   WriteFile(dir_ + "/ex", "exchange-reader-fake-secret\n");
   std::string base = emulator_->base_url();
   std::string yaml = absl::StrCat(
       "listen:\n  grpc: 127.0.0.1:0\n"
       "development:\n  insecure_plaintext: true\n"
-      "cache:\n  fetch_timeout: 10s\n"
+      "cache:\n  fetch_timeout: 10s\n",
+      extras.cache,
       "apps:\n"
       "  - name: design-center\n    base_url: ",
       base, "\n    client_id: design-center-app\n",
@@ -64,12 +68,13 @@ InProcessBroker::InProcessBroker(bool audit) {
                     "    scopes: [read:exchange]\n");
   }
   absl::StrAppend(
-      &yaml,
+      &yaml, extras.apps,
       "callers:\n  - name: anonymous\n    grants:\n"
       "      - {app: design-center, scopes: ['*'], routes: ['* /**']}\n"
       "      - {app: coalesce-a, scopes: ['*']}\n"
-      "      - {app: coalesce-b, scopes: ['*']}\n");
-  if (audit) {
+      "      - {app: coalesce-b, scopes: ['*']}\n",
+      extras.grants, extras.sections);
+  if (setup.audit) {
     absl::StrAppend(&yaml, "audit:\n  path: ", dir_, "/audit.log\n");
   }
   WriteFile(dir_ + "/broker.yaml", yaml);
