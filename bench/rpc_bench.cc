@@ -12,9 +12,15 @@
 //   refresh   10 minutes of simulated time (fake clock, TokenCache and a
 //             token source answering after a simulated delay) with 60 s
 //             tokens and steady load: callers that waited after warm-up.
+//   user_refresh  apps acting on behalf of users (refresh_token grant, real
+//             sign-ins, rotation on) beside client-credentials apps, in one
+//             broker: cold coalescing, then tokens of 3 s under steady
+//             load: upstream requests per key per cycle, callers that
+//             waited, latency.
 //   scale     the token-broker binary in its own process with 10,000 cached
 //             keys and 1,000 client connections: RSS and GetToken p99.
-// rpc, call and coalesce share one in-process broker (bench/
+// rpc, call and coalesce share one in-process broker; user_refresh has its
+// own (bench/
 // broker_harness.h); the per-round report is bench/round_report.h.
 // Everything is on loopback; every loop is bounded by time or count.
 
@@ -39,13 +45,23 @@
 #include "nlohmann/json.hpp"
 #include "service/common/log.h"
 
-ABSL_FLAG(std::string, scenarios, "rpc,call,coalesce,refresh,scale",
+ABSL_FLAG(std::string, scenarios,
+          "rpc,call,coalesce,refresh,user_refresh,scale",
           "Comma-separated scenarios to run.");
 ABSL_FLAG(std::string, out, "", "Write the results (JSON) here.");
 ABSL_FLAG(double, seconds, 2, "Measured seconds per rpc/call run.");
 ABSL_FLAG(double, warmup_seconds, 0.5, "Warm-up seconds per run.");
 ABSL_FLAG(std::string, concurrency, "1,8,64", "Concurrent callers.");
 ABSL_FLAG(int, coalesce_callers, 1000, "Concurrent cold GetToken calls.");
+ABSL_FLAG(int, user_grants, 4,
+          "user_refresh: user grants (and client-credentials apps).");
+ABSL_FLAG(int, user_callers, 8, "user_refresh: callers per key.");
+ABSL_FLAG(int, user_cold_callers, 250,
+          "user_refresh: concurrent cold GetToken per key.");
+ABSL_FLAG(int, user_token_lifetime, 3,
+          "user_refresh: access token lifetime (s) at the emulator.");
+ABSL_FLAG(double, user_seconds, 20,
+          "user_refresh: measured seconds of each path.");
 ABSL_FLAG(int, scale_keys, 10000, "Cached keys in the scale scenario.");
 ABSL_FLAG(int, scale_connections, 1000, "Client connections (scale).");
 ABSL_FLAG(double, scale_seconds, 5, "Measured seconds of the scale load.");
@@ -127,6 +143,16 @@ int Main() {
     }
   }
   if (wants("refresh")) out["refresh"] = RunRefresh();
+  if (wants("user_refresh")) {
+    UserRefreshOptions options;
+    options.grants = absl::GetFlag(FLAGS_user_grants);
+    options.callers_per_key = absl::GetFlag(FLAGS_user_callers);
+    options.cold_callers_per_key = absl::GetFlag(FLAGS_user_cold_callers);
+    options.token_lifetime_s = absl::GetFlag(FLAGS_user_token_lifetime);
+    options.duration = Seconds(absl::GetFlag(FLAGS_user_seconds));
+    options.audit = absl::GetFlag(FLAGS_audit);
+    out["user_refresh"] = RunUserRefresh(options);
+  }
   if (wants("scale")) {
     out["scale"] = RunScale(absl::GetFlag(FLAGS_scale_keys),
                             absl::GetFlag(FLAGS_scale_connections),

@@ -43,6 +43,30 @@ nlohmann::json RunRefresh();
 // under a closed loop of `load` (after a second of warm-up).
 nlohmann::json RunScale(int keys, int connections, absl::Duration load);
 
+// user_refresh: apps acting on behalf of users (refresh_token grant) beside
+// apps acting on their own behalf (client_credentials), in one run of one
+// in-process broker with its own emulator. `grants` users sign in to the
+// emulator's env-viewer-app for real (sign-in and consent through the
+// scripted browser, code exchange); their refresh tokens are sealed into the
+// broker's grant store before it starts; every refresh rotates the refresh
+// token (so each one also writes the store). Against them, as many
+// client-credentials apps. For each path: `cold_callers_per_key` concurrent
+// cold GetToken per key (upstream requests; one per key when they
+// coalesce), then `callers_per_key` closed-loop callers per key for
+// `warmup` and `duration` with tokens of `token_lifetime_s`: upstream
+// requests per key per refresh cycle, callers that waited after warm-up,
+// GetToken latency.
+struct UserRefreshOptions {
+  int grants = 4;
+  int callers_per_key = 8;
+  int cold_callers_per_key = 250;
+  int token_lifetime_s = 3;
+  absl::Duration warmup = absl::Seconds(2);
+  absl::Duration duration = absl::Seconds(20);
+  bool audit = true;
+};
+nlohmann::json RunUserRefresh(const UserRefreshOptions& options);
+
 }  // namespace tokenbroker::bench
 
 #endif  // TOKENBROKER_BENCH_SCENARIOS_H_
