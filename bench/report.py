@@ -125,6 +125,34 @@ def main(micro_path, e2e_path, results_path, plot_path):
         check(targets, "refresh ahead: callers that waited after warm-up",
               r["waited_after_warmup"], 0, "==")
 
+    if "user_refresh" in e2e:
+        u = e2e["user_refresh"]
+        print(f"\n== user grants (refresh_token, rotating) vs client "
+              f"credentials, {u['grants']} keys each")
+        for r in u["cold"]:
+            print(f"   cold {r['grant_type']:>18}: {r['callers']} callers, "
+                  f"{r['upstream_requests']} upstream requests, "
+                  f"{r['time_ms']:.1f} ms, {r['errors']} errors")
+        print(f"{'path':>23} {'cycles':>7} {'upstream':>8} {'per cycle':>9}"
+              f" {'waited':>6} {'calls/s':>8} {'p50 us':>7} {'p99 us':>7}"
+              f" {'errors':>6}")
+        for r in u["cycles"]:
+            print(f"{r['grant_type']:>23} {r['new_tokens_seen']:>7} "
+                  f"{r['upstream_requests']:>8} "
+                  f"{r['upstream_per_key_per_cycle']:>9.2f} "
+                  f"{r['waited_after_warmup']:>6} {r['throughput']:>8.0f} "
+                  f"{r['p50_us']:>7.0f} {r['p99_us']:>7.0f} {r['errors']:>6}")
+        print(f"   live grants at the end: {u['live_grants_at_end']} of "
+              f"{u['grants']}, at most "
+              f"{u['most_live_refresh_tokens_per_grant']} live refresh "
+              f"tokens per grant")
+        for r in u["cold"]:
+            check(targets, f"{r['grant_type']}: cold upstream requests per "
+                  f"key", r["upstream_requests"] / r["keys"], 1, "==")
+        for r in u["cycles"]:
+            check(targets, f"{r['grant_type']}: callers that waited after "
+                  f"warm-up", r["waited_after_warmup"], 0, "==")
+
     if "scale" in e2e:
         s = e2e["scale"]
         load = s["load"]
