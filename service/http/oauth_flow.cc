@@ -233,6 +233,8 @@ struct OAuthFlow::CallbackContext {
   std::optional<PendingSignIn> sign_in;
   std::string username;
   std::vector<std::string> scopes;
+  // The binding cookie of the sign-in that ends here (it matched).
+  std::string cookie_to_clear;
 };
 
 OAuthFlow::OAuthFlow(OAuthFlowOptions options, HttpClient& http,
@@ -354,12 +356,6 @@ PageResponse OAuthFlow::Handle(const PageRequest& request) {
                                 params.status().message(),
                                 "). Open the link exactly as you received "
                                 "it.")}));
-    if (!start) {
-      for (absl::string_view name : {kSecureCookie, kPlainCookie}) {
-        page.headers.emplace_back("Set-Cookie",
-                                  SetCookie(name, "", absl::ZeroDuration()));
-      }
-    }
     return page;
   }
   return start ? Start(*params, request) : Callback(*params, request);
@@ -497,6 +493,9 @@ PageResponse OAuthFlow::Callback(const Params& params,
   if (lookup.sign_in.has_value()) {
     context.caller = lookup.sign_in->minted_by;
     context.app_name = lookup.sign_in->app;
+  }
+  if (lookup.outcome == SignInLookup::Outcome::kOk) {
+    context.cookie_to_clear = lookup.sign_in->setup.cookie_name;
   }
   const std::string again = absl::StrCat(
       kAskForLink, context.app_name.empty() ? "APP" : context.app_name);
@@ -767,13 +766,14 @@ PageResponse OAuthFlow::Finish(CallbackContext& context, Outcome outcome,
     LogWarning("oauth: sign-in refused", fields);
   }
   PageResponse page = RenderPage(status, std::move(text));
-  // The binding cookie has done its work, whatever the outcome (busy: the
-  // state is still unused and needs it).
-  if (outcome != Outcome::kBusy) {
-    for (absl::string_view cookie : {kSecureCookie, kPlainCookie}) {
-      page.headers.emplace_back("Set-Cookie",
-                                SetCookie(cookie, "", absl::ZeroDuration()));
-    }
+  // The binding cookie has done its work once its sign-in ended, whatever
+  // the outcome. A cookie that did not match the state (or a request with no
+  // known state) is left alone: it may bind another sign-in of this browser,
+  // which a forced navigation to /oauth/callback must not be able to end.
+  if (!context.cookie_to_clear.empty()) {
+    page.headers.emplace_back(
+        "Set-Cookie",
+        SetCookie(context.cookie_to_clear, "", absl::ZeroDuration()));
   }
   return page;
 }

@@ -85,15 +85,19 @@ const std::vector<std::string>& CallbackOutcomeNames();
 //   GET /oauth/callback?code=..|error=..&state=..[&iss=..]
 //     In this order: the state exists and is unexpired (it is used up at
 //     once, whatever follows); the request carries its cookie; `iss`, if
-//     present, equals IssuerOf(app); `error` (access_denied: "you
-//     declined"); the code is exchanged with the state's redirect_uri and
-//     verifier; the answer must hold a refresh token; the granted scopes
+//     present, equals IssuerOf(app); `error` (access_denied: declined, or
+//     not allowed to use the app); the code is exchanged with the state's
+//     redirect_uri and verifier; the answer must hold a refresh token; the
+//     granted scopes
 //     (`scope`, else those requested) must cover the app's, else the
 //     refresh token is revoked; userinfo names the user; the grant is
 //     stored (GrantConnector). A refresh token issued for a sign-in that
 //     then fails is revoked (RFC 7009), also when it arrives after the page
 //     gave up waiting. The page names the app, the user and the granted
-//     scopes, or says what failed and what to do; the cookie is cleared.
+//     scopes, or says what failed and what to do. Once the state and its
+//     cookie matched, every answer clears the cookie; a cookie that matched
+//     no state is left alone (it may bind another sign-in of this browser,
+//     which a forced navigation to the callback must not end).
 //
 // Every answer carries PageSecurityHeaders(); only GET is served (405),
 // queries over 4 KiB and repeated parameters are refused (400). Status

@@ -555,6 +555,24 @@ TEST_F(OAuthFlowTest, MissingOrWrongCookieIsRefusedAndUsesTheState) {
   ExpectNoSecretLeaked({started, second});
 }
 
+TEST_F(OAuthFlowTest, ForeignCallbackDoesNotEndTheBrowsersSignIn) {
+  Serve(TokenAnswer());
+  Started mine = Start();
+  Started theirs = Start();  // Another browser's (an attacker's) sign-in.
+  // A page makes this browser open callbacks that are not its own.
+  for (const std::string& path :
+       {std::string("/oauth/callback?code=x&state=made-up"),
+        absl::StrCat("/oauth/callback?code=x&state=",
+                     theirs.authorize.at("state"))}) {
+    PageResponse page = Get(path, {CookieHeader(mine)});
+    EXPECT_EQ(page.status, 403) << path;
+    EXPECT_THAT(HeaderValues(page, "Set-Cookie"), IsEmpty())
+        << "the browser's own binding cookie stays";
+  }
+  EXPECT_EQ(Callback(mine).status, 200);
+  EXPECT_THAT(grants(), SizeIs(1));
+}
+
 TEST_F(OAuthFlowTest, ExpiredStateIsRefused) {
   Serve(TokenAnswer());
   Started started = Start();
