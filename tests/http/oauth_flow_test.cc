@@ -722,8 +722,9 @@ TEST_F(OAuthFlowTest, BusyCallbackLeavesItsStateUnused) {
   EXPECT_THAT(busy.headers, Contains(Pair("Retry-After", "5")));
   EXPECT_THAT(HeaderValues(busy, "Set-Cookie"), IsEmpty());
 
-  http_.CompleteNext(FakeHttpClient::Json(200, TokenAnswer()));
+  // Answers from now on (userinfo), then the exchange still pending.
   Serve(TokenAnswer());
+  http_.CompleteNext(FakeHttpClient::Json(200, TokenAnswer()));
   waiting.join();
   EXPECT_EQ(first_page.status, 200) << first_page.body;
   EXPECT_EQ(Callback(second).status, 200) << "reloading works";
