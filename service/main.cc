@@ -13,13 +13,12 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "service/app/broker_server.h"
+#include "service/common/crash_point.h"
 #include "service/common/log.h"
 #include "service/common/process_hardening.h"
 #include "service/config/config.h"
 #include "service/config/file_watcher.h"
-#include "service/app/broker_server.h"
-#include "service/common/crash_point.h"
-#include "service/http/admin_server.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the broker's YAML configuration.");
 ABSL_FLAG(std::string, listen, "",
@@ -37,6 +36,9 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
 ABSL_FLAG(std::string, admin_port_file, "",
           "Once listening, write the bound admin HTTP port (listen.admin_http) "
           "to this file; written before --port_file.");
+ABSL_FLAG(std::string, oauth_port_file, "",
+          "Once listening, write the bound port of listen.oauth_http (the "
+          "OAuth sign-in pages) to this file; written before --port_file.");
 ABSL_FLAG(bool, watch_config, true,
           "Reload when the config file or a secret file it names changes "
           "(inotify on their directories; sees Kubernetes volume updates).");
@@ -127,28 +129,26 @@ int Run() {
   }
 
   BrokerServer* broker = server->get();
-  std::unique_ptr<AdminHttpServer> admin;
-  if (std::string address = broker->config().Get()->listen.admin_http;
-      !address.empty()) {
-    AdminHttpHandlers handlers;
-    handlers.metrics = [broker] { return broker->metrics().Serialize(); };
-    handlers.ready = [broker] { return !broker->draining(); };
-    absl::StatusOr<std::unique_ptr<AdminHttpServer>> started_admin =
-        AdminHttpServer::Start(address, std::move(handlers));
-    if (!started_admin.ok()) {
-      LogError("cannot start",
-               {{"error", std::string(started_admin.status().message())}});
+  if (absl::Status http = broker->StartHttp(); !http.ok()) {
+    LogError("cannot start", {{"error", std::string(http.message())}});
+    return 1;
+  }
+  if (std::string port_file = absl::GetFlag(FLAGS_admin_port_file);
+      !port_file.empty() && broker->admin_http_port() != 0) {
+    std::ofstream out(port_file, std::ios::trunc);
+    out << broker->admin_http_port() << "\n";
+    if (!out) {
+      LogError("cannot write --admin_port_file", {{"path", port_file}});
       return 1;
     }
-    admin = *std::move(started_admin);
-    if (std::string port_file = absl::GetFlag(FLAGS_admin_port_file);
-        !port_file.empty()) {
-      std::ofstream out(port_file, std::ios::trunc);
-      out << admin->port() << "\n";
-      if (!out) {
-        LogError("cannot write --admin_port_file", {{"path", port_file}});
-        return 1;
-      }
+  }
+  if (std::string port_file = absl::GetFlag(FLAGS_oauth_port_file);
+      !port_file.empty() && broker->oauth_http_port() != 0) {
+    std::ofstream out(port_file, std::ios::trunc);
+    out << broker->oauth_http_port() << "\n";
+    if (!out) {
+      LogError("cannot write --oauth_port_file", {{"path", port_file}});
+      return 1;
     }
   }
 
@@ -202,7 +202,6 @@ int Run() {
   broker->Wait();
   signal_thread.join();
   watcher.reset();
-  if (admin != nullptr) admin->Stop();
   return 0;
 }
 

@@ -142,8 +142,32 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
                                        : app.connected);
       }
       stats.unreadable_records = self->grant_store_problems_;
+      if (self->oauth_flow_ != nullptr) {
+        for (const auto& [outcome, count] :
+             self->oauth_flow_->stats().callbacks) {
+          stats.connects[outcome] = static_cast<int64_t>(count);
+        }
+      }
       return stats;
     });
+  }
+  if (server->user_grants_ != nullptr) {
+    OAuthFlowOptions flow_options;
+    flow_options.oauth = server->config_->Get()->oauth;
+    flow_options.client.default_lifetime = source_options.default_lifetime;
+    flow_options.client.min_lifetime = source_options.min_lifetime;
+    flow_options.client.max_lifetime = source_options.max_lifetime;
+    server->oauth_flow_ = std::make_unique<OAuthFlow>(
+        std::move(flow_options), *server->token_http_, *server->audit_,
+        *server->clock_, [self](UserGrant grant) {
+          const std::string app = grant.app;
+          const std::string user_id = grant.user_id;
+          absl::Status stored = self->user_grants_->Connect(std::move(grant));
+          // Tokens (or a refusal) of the user's previous grant go.
+          if (stored.ok()) self->cache_->DropUser(app, user_id);
+          return stored;
+        });
+    server->oauth_flow_->SetApps(server->config_->Get()->apps);
   }
   server->token_service_ = std::make_unique<TokenBrokerService>(
       *server->config_, *server->cache_, *server->proxy_, *server->active_,
@@ -158,6 +182,9 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
 
 BrokerServer::~BrokerServer() {
   Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
+  // No page request may reach the flow once it goes.
+  if (oauth_http_ != nullptr) oauth_http_->Stop();
+  if (admin_http_ != nullptr) admin_http_->Stop();
   metrics_->SetCacheSource(nullptr, nullptr);
   metrics_->SetUpstreamSource(nullptr);
   metrics_->SetRpcSource(nullptr);
@@ -170,6 +197,41 @@ BrokerServer::~BrokerServer() {
   // Rotations queued by those exchanges complete their fetches now, while
   // the cache and everything its hooks reach are alive.
   if (user_grants_ != nullptr) user_grants_->Drain();
+}
+
+absl::Status BrokerServer::StartHttp() {
+  std::shared_ptr<const Config> config = config_->Get();
+  const bool own_oauth_listener = !config->listen.oauth_http.empty();
+  if (!config->listen.admin_http.empty()) {
+    AdminHttpHandlers handlers;
+    handlers.metrics = [this] { return metrics_->Serialize(); };
+    handlers.ready = [this] { return !draining(); };
+    if (!own_oauth_listener) handlers.oauth = oauth_flow_.get();
+    TB_ASSIGN_OR_RETURN(
+        admin_http_,
+        AdminHttpServer::Start(config->listen.admin_http, std::move(handlers)));
+    if (!own_oauth_listener && oauth_flow_ != nullptr) {
+      oauth_flow_->SetListenerUrl(admin_http_->url());
+    }
+  }
+  if (own_oauth_listener && oauth_flow_ != nullptr) {
+    AdminHttpHandlers handlers;
+    handlers.oauth = oauth_flow_.get();
+    TB_ASSIGN_OR_RETURN(
+        oauth_http_,
+        AdminHttpServer::Start(config->listen.oauth_http, std::move(handlers),
+                               AdminHttpRole::kOAuth));
+    oauth_flow_->SetListenerUrl(oauth_http_->url());
+  }
+  return absl::OkStatus();
+}
+
+int BrokerServer::admin_http_port() const {
+  return admin_http_ == nullptr ? 0 : admin_http_->port();
+}
+
+int BrokerServer::oauth_http_port() const {
+  return oauth_http_ == nullptr ? 0 : oauth_http_->port();
 }
 
 absl::Status BrokerServer::Start(const std::string& listen_address) {
@@ -276,8 +338,13 @@ void BrokerServer::RevokeAtServer(
 
 absl::StatusOr<BrokerControl::ConnectLink> BrokerServer::CreateConnectLink(
     const std::string& app, const std::string& minted_by) {
-  return absl::FailedPreconditionError(
-      "the OAuth sign-in pages are not served by this broker");
+  if (oauth_flow_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "the broker has no grant_store, so it serves no sign-in pages");
+  }
+  TB_ASSIGN_OR_RETURN(StartLink link,
+                      oauth_flow_->CreateStartLink(app, minted_by));
+  return ConnectLink{std::move(link.url), link.expires_at};
 }
 
 absl::Status BrokerServer::OpenGrantStore(const GrantStoreConfig& config) {
@@ -347,6 +414,7 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
   }
 
   source_->SetApps(fresh->apps);
+  if (oauth_flow_ != nullptr) oauth_flow_->SetApps(fresh->apps);
   cache_->SetPolicy(fresh->cache);
   proxy_->SetOptions(ProxyOptionsFrom(*fresh));
   config_->Set(fresh);

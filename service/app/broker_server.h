@@ -20,6 +20,8 @@
 #include "service/grpc/broker_control.h"
 #include "service/grpc/grpc_server.h"
 #include "service/grpc/token_broker_service.h"
+#include "service/http/admin_server.h"
+#include "service/http/oauth_flow.h"
 #include "service/metrics/broker_metrics.h"
 #include "service/metrics/instrumented.h"
 #include "service/proxy/proxy.h"
@@ -57,6 +59,15 @@ class BrokerServer final : public BrokerControl {
   static absl::StatusOr<std::unique_ptr<BrokerServer>> Create(
       Config config, BrokerServerDeps deps = {});
   ~BrokerServer() override;
+
+  // Starts the plain-HTTP listeners: listen.admin_http (/metrics, /healthz,
+  // /readyz, and the OAuth pages of user apps unless listen.oauth_http is
+  // set) and listen.oauth_http. An empty address disables a listener.
+  // Errors: those of AdminHttpServer::Start.
+  absl::Status StartHttp();
+  // Bound ports after StartHttp() (0 if disabled).
+  int admin_http_port() const;
+  int oauth_http_port() const;
 
   // Binds `listen_address` (empty: the config's listen.grpc; port 0 picks a
   // free one) and starts serving. Errors: UNAVAILABLE if it cannot bind;
@@ -145,6 +156,11 @@ class BrokerServer final : public BrokerControl {
   std::unique_ptr<TokenBrokerService> token_service_;
   std::unique_ptr<BrokerAdminService> admin_service_;
   std::unique_ptr<GrpcServer> grpc_;
+  // The browser flow of user apps (null without a grant store) and the HTTP
+  // listeners; the listeners stop before the flow goes.
+  std::unique_ptr<OAuthFlow> oauth_flow_;
+  std::unique_ptr<AdminHttpServer> admin_http_;
+  std::unique_ptr<AdminHttpServer> oauth_http_;
 
   absl::Mutex reload_mu_;  // Serializes reloads.
 };

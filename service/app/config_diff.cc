@@ -65,8 +65,8 @@ ConfigDiff DiffConfigs(const Config& before, const Config& after) {
   const ListenConfig& a = before.listen;
   const ListenConfig& b = after.listen;
   if (a.grpc != b.grpc || a.admin_http != b.admin_http ||
-      a.probe_grpc != b.probe_grpc || a.tls.cert_file != b.tls.cert_file ||
-      a.tls.key_file != b.tls.key_file ||
+      a.oauth_http != b.oauth_http || a.probe_grpc != b.probe_grpc ||
+      a.tls.cert_file != b.tls.cert_file || a.tls.key_file != b.tls.key_file ||
       a.tls.client_ca_file != b.tls.client_ca_file ||
       before.development.insecure_plaintext !=
           after.development.insecure_plaintext) {
@@ -79,6 +79,22 @@ ConfigDiff DiffConfigs(const Config& before, const Config& after) {
   if (before.audit.path != after.audit.path ||
       before.audit.fail_closed != after.audit.fail_closed) {
     diff.restart_only.push_back("audit");
+  }
+  if (before.grant_store.directory != after.grant_store.directory ||
+      before.grant_store.keys.size() != after.grant_store.keys.size() ||
+      !std::equal(before.grant_store.keys.begin(),
+                  before.grant_store.keys.end(), after.grant_store.keys.begin(),
+                  [](const StoreKeyConfig& x, const StoreKeyConfig& y) {
+                    return x.id == y.id && x.file == y.file;
+                  })) {
+    diff.restart_only.push_back("grant_store");
+  }
+  const OAuthFlowConfig& c = before.oauth;
+  const OAuthFlowConfig& e = after.oauth;
+  if (c.public_url != e.public_url || c.state_ttl != e.state_ttl ||
+      c.start_link_ttl != e.start_link_ttl || c.max_pending != e.max_pending ||
+      c.request_timeout != e.request_timeout) {
+    diff.restart_only.push_back("oauth");
   }
   return diff;
 }
