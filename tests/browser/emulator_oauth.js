@@ -31,12 +31,20 @@ const APP = {
   clientId: 'env-viewer-app',
   name: 'Environment Viewer',
   scope: 'view:environment',
-  redirectUris: ['http://127.0.0.1:9090/oauth/callback',
-                 'http://localhost:9090/oauth/callback'],
+  redirectUris: [
+    'http://127.0.0.1:9090/oauth/callback',
+    'http://localhost:9090/oauth/callback'
+  ],
 };
 // The demo fixture's users (fake passwords only the emulator knows).
-const ALICE = { username: 'alice.acme', password: 'alice-demo-password' };
-const OUTSIDER = { username: 'bob.globex', password: 'bob-demo-password' };
+const ALICE = {
+  username: 'alice.acme',
+  password: 'alice-demo-password'
+};
+const OUTSIDER = {
+  username: 'bob.globex',
+  password: 'bob-demo-password'
+};
 const WRONG_PASSWORD = 'not-alices-password-7c1d';
 
 const LOGIN_PATH = '/accounts/api/v2/oauth2/authorize/login';
@@ -53,24 +61,28 @@ async function main() {
           APP.redirectUris.map((uri) => [uri, capture.callbackUrl])));
   // Values that must never reach the emulator's log.
   const secrets = {
-    "alice's password": ALICE.password,
-    "the outsider's password": OUTSIDER.password,
+    'alice\'s password': ALICE.password,
+    'the outsider\'s password': OUTSIDER.password,
     'the wrong password': WRONG_PASSWORD,
     'the client secret': fixtureClientSecret(fixtureText, APP.clientId),
   };
   const guard = new Guard();
   const emulator = new Server(
       'emulator', args.emulator,
-      ['--fixture', path.join(work, 'fixture.yaml'), '--listen',
-       '127.0.0.1:0', '--port_file', path.join(work, 'emulator.port')],
+      [
+        '--fixture', path.join(work, 'fixture.yaml'), '--listen', '127.0.0.1:0',
+        '--port_file', path.join(work, 'emulator.port')
+      ],
       work);
   try {
-    const port = await emulator.waitForPortFile(
-        path.join(work, 'emulator.port'));
+    const port =
+        await emulator.waitForPortFile(path.join(work, 'emulator.port'));
     const base = `http://127.0.0.1:${port}`;
-    const discovery = await (await fetch(
-        `${base}/accounts/api/v2/oauth2/.well-known/openid-configuration`))
-                          .json();
+    const discovery =
+        await (
+            await fetch(`${
+                base}/accounts/api/v2/oauth2/.well-known/openid-configuration`))
+            .json();
     const flow = new Flow(base, discovery.issuer, capture, secrets);
     const scenarios = [
       guardStopsOffLoopback(browser),
@@ -98,7 +110,7 @@ async function main() {
         name: 'the emulator exits 0 and its log holds no password, ' +
             'secret, code or state',
         run: async () => {
-          const { code, signal } = await emulator.stop();
+          const {code, signal} = await emulator.stop();
           assert.equal(code, 0, `emulator exit: ${code ?? signal}`);
           emulator.assertLogHasNone(secrets);
         },
@@ -128,41 +140,44 @@ class Flow {
     const pkce = pkcePair();
     const url = new URL(`${this.base}/accounts/api/v2/oauth2/authorize`);
     url.search = new URLSearchParams({
-      client_id: APP.clientId,
-      response_type: 'code',
-      redirect_uri: this.capture.callbackUrl,
-      scope: APP.scope,
-      state,
-      code_challenge: pkce.challenge,
-      code_challenge_method: 'S256',
-    }).toString();
+                   client_id: APP.clientId,
+                   response_type: 'code',
+                   redirect_uri: this.capture.callbackUrl,
+                   scope: APP.scope,
+                   state,
+                   code_challenge: pkce.challenge,
+                   code_challenge_method: 'S256',
+                 }).toString();
     this.secrets[`state ${state.slice(0, 6)}`] = state;
     const response = await page.goto(url.toString());
-    assert.equal(response.status(), 200,
-                 `the authorize page answered ${response.status()}`);
-    return { state, pkce, seen: this.capture.callbacks.length };
+    assert.equal(
+        response.status(), 200,
+        `the authorize page answered ${response.status()}`);
+    return {state, pkce, seen: this.capture.callbacks.length};
   }
 
   async signIn(page, user) {
     const form = page.locator('form:has(#password)');
     const action = await form.getAttribute('action');
-    assert.equal(new URL(action, page.url()).pathname, LOGIN_PATH,
-                 'the sign-in form posts to the login endpoint');
+    assert.equal(
+        new URL(action, page.url()).pathname, LOGIN_PATH,
+        'the sign-in form posts to the login endpoint');
     await page.locator('#username').fill(user.username);
     await page.locator('#password').fill(user.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', {name: 'Sign in'}).click();
   }
 
   // Checks the consent page, then clicks `decision` (Approve or Deny).
   async consent(page, decision) {
-    const heading = page.getByRole('heading', { level: 1 });
+    const heading = page.getByRole('heading', {level: 1});
     assert.equal(
         (await heading.innerText()).trim(),
         `Allow ${APP.name} to access your Anypoint account?`);
     const scopes = await page.locator('li').allInnerTexts();
-    assert.ok(scopes.some((s) => s.includes(APP.scope)),
-              `the consent page lists ${APP.scope}: ${JSON.stringify(scopes)}`);
-    const button = page.getByRole('button', { name: decision, exact: true });
+    assert.ok(
+        scopes.some((s) => s.includes(APP.scope)),
+        `the consent page lists ${APP.scope}: ${JSON.stringify(scopes)}`);
+    const button = page.getByRole('button', {name: decision, exact: true});
     assert.equal(await button.getAttribute('name'), 'decision');
     assert.equal(await button.getAttribute('value'), decision.toLowerCase());
     await button.click();
@@ -176,20 +191,23 @@ class Flow {
     assert.equal(params.state, request.state, 'state comes back unchanged');
     // RFC 9207: iss on every authorization response, errors included.
     assert.equal(params.iss, this.issuer, 'iss is the issuer of discovery');
-    if (params.code) this.secrets[`code ${params.code.slice(0, 6)}`] = params.code;
+    if (params.code)
+      this.secrets[`code ${params.code.slice(0, 6)}`] = params.code;
     return params;
   }
 
   async wrongPassword(page) {
     const request = await this.start(page);
-    await this.signIn(page, { ...ALICE, password: WRONG_PASSWORD });
+    await this.signIn(page, {...ALICE, password: WRONG_PASSWORD});
     await page.getByText('Incorrect username or password.').waitFor();
     await page.locator('#password').waitFor();
     assert.ok(page.url().startsWith(this.base), 'still on the emulator');
-    assert.ok(!(await page.content()).includes(WRONG_PASSWORD),
-              'the page does not echo the password');
-    assert.equal(this.capture.callbacks.length, request.seen,
-                 'the redirect URI got nothing');
+    assert.ok(
+        !(await page.content()).includes(WRONG_PASSWORD),
+        'the page does not echo the password');
+    assert.equal(
+        this.capture.callbacks.length, request.seen,
+        'the redirect URI got nothing');
   }
 
   async approve(page) {
@@ -214,9 +232,9 @@ class Flow {
     this.secrets['the access token'] = accessToken;
     const environments = await fetch(
         `${this.base}/accounts/api/organizations/${ACME_ORG}/environments`,
-        { headers: { Authorization: `Bearer ${accessToken}` } });
-    assert.equal(environments.status, 200,
-                 `environments: ${await environments.text()}`);
+        {headers: {Authorization: `Bearer ${accessToken}`}});
+    assert.equal(
+        environments.status, 200, `environments: ${await environments.text()}`);
   }
 
   async deny(page) {
@@ -230,12 +248,13 @@ class Flow {
   async outsider(page) {
     const request = await this.start(page);
     await this.signIn(page, OUTSIDER);
-    const consent = page.getByRole('heading', { name: /^Allow / });
+    const consent = page.getByRole('heading', {name: /^Allow /});
     await Promise.race([
       page.waitForURL((u) => u.href.startsWith(this.capture.callbackUrl)),
       consent.waitFor().then(() => {
-        throw new Error('the consent page was shown to a user outside the ' +
-                        'organization');
+        throw new Error(
+            'the consent page was shown to a user outside the ' +
+            'organization');
       }),
     ]);
     await this.accessDenied(page, request);
@@ -250,10 +269,10 @@ class Flow {
   async post(pathname, form) {
     const response = await fetch(`${this.base}${pathname}`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: {'Content-Type': 'application/x-www-form-urlencoded'},
       body: new URLSearchParams(form).toString(),
     });
-    return { status: response.status, text: await response.text() };
+    return {status: response.status, text: await response.text()};
   }
 }
 

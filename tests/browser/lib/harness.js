@@ -34,7 +34,8 @@ function log(line) {
 function summarize(line) {
   log(line);
   if (process.env.BROWSER_E2E_SUMMARY) {
-    fs.appendFileSync(process.env.BROWSER_E2E_SUMMARY, `browser-e2e: ${line}\n`);
+    fs.appendFileSync(
+        process.env.BROWSER_E2E_SUMMARY, `browser-e2e: ${line}\n`);
   }
 }
 
@@ -98,7 +99,7 @@ async function launchChromium() {
   }
   // Not a skip: run.sh installs playwright-core; if it is missing, that
   // failed.
-  const { chromium } = require('playwright-core');
+  const {chromium} = require('playwright-core');
   try {
     return await chromium.launch({
       executablePath,
@@ -170,12 +171,12 @@ class Server {
     this.name = name;
     this.logPath = path.join(workDir, `${name}.log`);
     const logFd = fs.openSync(this.logPath, 'w');
-    this.child = childProcess.spawn(binary, args,
-                                    { stdio: ['ignore', logFd, logFd] });
+    this.child =
+        childProcess.spawn(binary, args, {stdio: ['ignore', logFd, logFd]});
     fs.closeSync(logFd);
     this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => resolve({ code, signal }));
-      this.child.on('error', (error) => resolve({ code: null, error }));
+      this.child.on('exit', (code, signal) => resolve({code, signal}));
+      this.child.on('error', (error) => resolve({code: null, error}));
     });
     this.running = true;
     this.exited.then(() => {
@@ -199,8 +200,9 @@ class Server {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    throw new Error(`${this.name} did not write ${path.basename(file)}; ` +
-                    `its log:\n${this.log()}`);
+    throw new Error(
+        `${this.name} did not write ${path.basename(file)}; ` +
+        `its log:\n${this.log()}`);
   }
 
   log() {
@@ -238,16 +240,19 @@ class CaptureServer {
     this.server = http.createServer((req, res) => {
       const url = new URL(req.url, 'http://127.0.0.1');
       if (url.pathname !== CaptureServer.CALLBACK_PATH) {
-        res.writeHead(404, { 'Content-Type': 'text/plain' }).end();
+        res.writeHead(404, {'Content-Type': 'text/plain'}).end();
         return;
       }
       const params = Object.fromEntries(url.searchParams);
       this.callbacks.push(params);
       for (const resolve of this.waiters.splice(0)) resolve();
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8',
-                           'Cache-Control': 'no-store' })
-          .end('<!doctype html><title>Callback</title>' +
-               '<h1>Callback received</h1>');
+      res.writeHead(200, {
+           'Content-Type': 'text/html; charset=utf-8',
+           'Cache-Control': 'no-store'
+         })
+          .end(
+              '<!doctype html><title>Callback</title>' +
+              '<h1>Callback received</h1>');
     });
     await new Promise((resolve, reject) => {
       this.server.once('error', reject);
@@ -296,7 +301,7 @@ function pkcePair() {
   const verifier = randomToken(32);
   const challenge =
       base64url(crypto.createHash('sha256').update(verifier).digest());
-  return { verifier, challenge };
+  return {verifier, challenge};
 }
 
 // The suite's --key value arguments; throws unless every `required` key is
@@ -343,14 +348,14 @@ function fixtureClientSecret(fixtureText, clientId) {
 // A temporary directory, removed when the suite exits, however it ends.
 function makeWorkDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'browser-e2e-'));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  process.on('exit', () => fs.rmSync(dir, {recursive: true, force: true}));
   return dir;
 }
 
 // What a page shows, for a failure message (length-capped).
 async function describePage(page) {
   try {
-    const text = (await page.locator('body').innerText({ timeout: 2000 }))
+    const text = (await page.locator('body').innerText({timeout: 2000}))
                      .replace(/\s+/g, ' ')
                      .slice(0, 400);
     return `${page.url()} shows: ${text}`;
@@ -376,7 +381,7 @@ async function runScenarios(browser, guard, scenarios) {
       return page;
     };
     try {
-      const t = { guard, newPage, page: await newPage() };
+      const t = {guard, newPage, page: await newPage()};
       await scenario.run(t);
       log(`PASS ${scenario.name}`);
     } catch (error) {
@@ -403,8 +408,9 @@ function noRequestLeftLoopback(guard) {
   return {
     name: 'no request left loopback',
     run: async () => {
-      assert.deepEqual(guard.offLoopback, [],
-                       `${guard.offLoopback.length} requests off loopback`);
+      assert.deepEqual(
+          guard.offLoopback, [],
+          `${guard.offLoopback.length} requests off loopback`);
     },
   };
 }
@@ -431,13 +437,11 @@ function guardStopsOffLoopback(browser) {
 // Runs main(), cleaning up with `cleanup` whatever happens; exit status 1 on
 // any failure, 0 when every scenario passed.
 function runMain(main) {
-  main().then(
-      (failures) => process.exit(failures > 0 ? 1 : 0),
-      (error) => {
-        log(plain(error.stack || error));
-        summarize(`FAILED: ${SUITE}: ${plain(firstLine(error.message || error))}`);
-        process.exit(1);
-      });
+  main().then((failures) => process.exit(failures > 0 ? 1 : 0), (error) => {
+    log(plain(error.stack || error));
+    summarize(`FAILED: ${SUITE}: ${plain(firstLine(error.message || error))}`);
+    process.exit(1);
+  });
 }
 
 module.exports = {
