@@ -115,10 +115,22 @@ async function launchChromium() {
 
 // Browser contexts whose every request (pages, redirects, subresources,
 // WebSockets) is checked: loopback goes through, anything else is aborted
-// and recorded in `offLoopback`.
+// and recorded in `offLoopback`. A redirect is followed inside the network
+// stack, where no route handler sees it: its target is recorded from the
+// context's request event, and the host resolver rule (chromiumArgs) keeps
+// it from resolving.
 class Guard {
   constructor() {
     this.offLoopback = [];
+    this.counted = new WeakSet();
+  }
+
+  count(request) {
+    if (this.counted.has(request)) return;
+    this.counted.add(request);
+    this.offLoopback.push(request.url());
+    log(`stopped a request off loopback: ${request.url()} (from ${
+        frameUrl(request)})`);
   }
 
   async newContext(browser) {
@@ -126,12 +138,12 @@ class Guard {
     context.setDefaultTimeout(WAIT_MS);
     context.setDefaultNavigationTimeout(WAIT_MS);
     await context.route('**', (route) => {
-      const url = route.request().url();
-      if (this.allows(url)) return route.continue();
-      this.offLoopback.push(url);
-      log(`blocked a request off loopback: ${url} (from ${
-          frameUrl(route.request())})`);
+      if (this.allows(route.request().url())) return route.continue();
+      this.count(route.request());
       return route.abort('blockedbyclient');
+    });
+    context.on('request', (request) => {
+      if (!this.allows(request.url())) this.count(request);
     });
     await context.routeWebSocket(/.*/, (ws) => {
       if (this.allows(ws.url())) return ws.connectToServer();
@@ -158,7 +170,7 @@ class Guard {
 
 function frameUrl(request) {
   try {
-    return request.frame().url();
+    return withoutQuery(request.frame().url());
   } catch {
     return 'no frame';
   }
@@ -352,15 +364,29 @@ function makeWorkDir() {
   return dir;
 }
 
-// What a page shows, for a failure message (length-capped).
+// A URL without its query and fragment, which may hold a code, a state or
+// a one-time link's key: for messages.
+function withoutQuery(url) {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.search && !parsed.hash) return url;
+    return `${parsed.origin}${parsed.pathname}?...`;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+// What a page shows, for a failure message (length-capped; the URL without
+// its query).
 async function describePage(page) {
+  const url = withoutQuery(page.url());
   try {
     const text = (await page.locator('body').innerText({timeout: 2000}))
                      .replace(/\s+/g, ' ')
                      .slice(0, 400);
-    return `${page.url()} shows: ${text}`;
+    return `${url} shows: ${text}`;
   } catch {
-    return `${page.url()} (no body)`;
+    return `${url} (no body)`;
   }
 }
 
@@ -419,16 +445,28 @@ function noRequestLeftLoopback(guard) {
 // TEST-NET-1 address (RFC 5737) and must be stopped and counted.
 function guardStopsOffLoopback(browser) {
   return {
-    name: 'the guard aborts and counts a request off loopback',
+    name: 'the guard aborts and counts a request off loopback, and ' +
+        'counts a redirect off loopback, which does not resolve',
     run: async () => {
       const probe = new Guard();
       const context = await probe.newContext(browser);
+      // A loopback server redirecting off loopback.
+      const away = 'http://192.0.2.2/away';
+      const server = http.createServer((req, res) => {
+        res.writeHead(302, {Location: away}).end();
+      });
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
       try {
         const page = await context.newPage();
         await assert.rejects(page.goto('http://192.0.2.1/'));
-        assert.deepEqual(probe.offLoopback, ['http://192.0.2.1/']);
+        await assert.rejects(
+            page.goto(`http://127.0.0.1:${server.address().port}/`),
+            /ERR_NAME_NOT_RESOLVED/);
+        assert.deepEqual(probe.offLoopback, ['http://192.0.2.1/', away]);
       } finally {
         await context.close();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
       }
     },
   };
@@ -462,4 +500,5 @@ module.exports = {
   randomToken,
   runMain,
   runScenarios,
+  withoutQuery,
 };
