@@ -9,10 +9,12 @@
 const path = require('node:path');
 const {
   CaptureServer,
+  DEMO,
   Guard,
-  Server,
   assert,
   copyReplacing,
+  emulatorConsent,
+  emulatorSignIn,
   fixtureClientSecret,
   guardStopsOffLoopback,
   launchChromium,
@@ -23,31 +25,16 @@ const {
   randomToken,
   runMain,
   runScenarios,
+  startEmulator,
 } = require('./lib/harness');
 
-const ACME_ORG = 'c6e1c1b0-4b2f-4c6e-9d8a-1a2b3c4d5e6f';
+const ACME_ORG = DEMO.acmeOrg;
 // The members-only user app of the demo fixture and its registered URIs.
-const APP = {
-  clientId: 'env-viewer-app',
-  name: 'Environment Viewer',
-  scope: 'view:environment',
-  redirectUris: [
-    'http://127.0.0.1:9090/oauth/callback',
-    'http://localhost:9090/oauth/callback'
-  ],
-};
-// The demo fixture's users (fake passwords only the emulator knows).
-const ALICE = {
-  username: 'alice.acme',
-  password: 'alice-demo-password'
-};
-const OUTSIDER = {
-  username: 'bob.globex',
-  password: 'bob-demo-password'
-};
+const APP = DEMO.envViewer;
+const ALICE = DEMO.alice;
+const OUTSIDER = DEMO.outsider;
 const WRONG_PASSWORD = 'not-alices-password-7c1d';
 
-const LOGIN_PATH = '/accounts/api/v2/oauth2/authorize/login';
 
 async function main() {
   const args = parseArgs(['emulator', 'fixture']);
@@ -67,23 +54,10 @@ async function main() {
     'the client secret': fixtureClientSecret(fixtureText, APP.clientId),
   };
   const guard = new Guard();
-  const emulator = new Server(
-      'emulator', args.emulator,
-      [
-        '--fixture', path.join(work, 'fixture.yaml'), '--listen', '127.0.0.1:0',
-        '--port_file', path.join(work, 'emulator.port')
-      ],
-      work);
+  const emulator =
+      await startEmulator(args.emulator, path.join(work, 'fixture.yaml'), work);
   try {
-    const port =
-        await emulator.waitForPortFile(path.join(work, 'emulator.port'));
-    const base = `http://127.0.0.1:${port}`;
-    const discovery =
-        await (
-            await fetch(`${
-                base}/accounts/api/v2/oauth2/.well-known/openid-configuration`))
-            .json();
-    const flow = new Flow(base, discovery.issuer, capture, secrets);
+    const flow = new Flow(emulator.url, emulator.issuer, capture, secrets);
     const scenarios = [
       guardStopsOffLoopback(browser),
       {
@@ -156,33 +130,6 @@ class Flow {
     return {state, pkce, seen: this.capture.callbacks.length};
   }
 
-  async signIn(page, user) {
-    const form = page.locator('form:has(#password)');
-    const action = await form.getAttribute('action');
-    assert.equal(
-        new URL(action, page.url()).pathname, LOGIN_PATH,
-        'the sign-in form posts to the login endpoint');
-    await page.locator('#username').fill(user.username);
-    await page.locator('#password').fill(user.password);
-    await page.getByRole('button', {name: 'Sign in'}).click();
-  }
-
-  // Checks the consent page, then clicks `decision` (Approve or Deny).
-  async consent(page, decision) {
-    const heading = page.getByRole('heading', {level: 1});
-    assert.equal(
-        (await heading.innerText()).trim(),
-        `Allow ${APP.name} to access your Anypoint account?`);
-    const scopes = await page.locator('li').allInnerTexts();
-    assert.ok(
-        scopes.some((s) => s.includes(APP.scope)),
-        `the consent page lists ${APP.scope}: ${JSON.stringify(scopes)}`);
-    const button = page.getByRole('button', {name: decision, exact: true});
-    assert.equal(await button.getAttribute('name'), 'decision');
-    assert.equal(await button.getAttribute('value'), decision.toLowerCase());
-    await button.click();
-  }
-
   // The callback the capture server got for `request`, once the browser
   // has followed the redirect there.
   async callback(page, request) {
@@ -198,7 +145,7 @@ class Flow {
 
   async wrongPassword(page) {
     const request = await this.start(page);
-    await this.signIn(page, {...ALICE, password: WRONG_PASSWORD});
+    await emulatorSignIn(page, {...ALICE, password: WRONG_PASSWORD});
     await page.getByText('Incorrect username or password.').waitFor();
     await page.locator('#password').waitFor();
     assert.ok(page.url().startsWith(this.base), 'still on the emulator');
@@ -212,8 +159,8 @@ class Flow {
 
   async approve(page) {
     const request = await this.start(page);
-    await this.signIn(page, ALICE);
-    await this.consent(page, 'Approve');
+    await emulatorSignIn(page, ALICE);
+    await emulatorConsent(page, APP, 'Approve');
     const params = await this.callback(page, request);
     assert.ok(params.code, 'a code');
     assert.equal(params.error, undefined);
@@ -239,15 +186,15 @@ class Flow {
 
   async deny(page) {
     const request = await this.start(page);
-    await this.signIn(page, ALICE);
-    await this.consent(page, 'Deny');
+    await emulatorSignIn(page, ALICE);
+    await emulatorConsent(page, APP, 'Deny');
     await this.accessDenied(page, request);
   }
 
   // No consent page: the emulator answers right after the sign-in.
   async outsider(page) {
     const request = await this.start(page);
-    await this.signIn(page, OUTSIDER);
+    await emulatorSignIn(page, OUTSIDER);
     const consent = page.getByRole('heading', {name: /^Allow /});
     await Promise.race([
       page.waitForURL((u) => u.href.startsWith(this.capture.callbackUrl)),

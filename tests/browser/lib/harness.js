@@ -241,6 +241,80 @@ class Server {
   }
 }
 
+// The emulator binary serving `fixture` on 127.0.0.1 port 0 (its log in
+// WORK/emulator.log), once it listens: its Server with `url` (the base URL)
+// and `issuer` (as its discovery document says). If this throws, the
+// process still goes when the suite exits.
+async function startEmulator(binary, fixture, workDir) {
+  const portFile = path.join(workDir, 'emulator.port');
+  const emulator = new Server(
+      'emulator', binary,
+      [
+        '--fixture', fixture, '--listen', '127.0.0.1:0', '--port_file', portFile
+      ],
+      workDir);
+  emulator.url = `http://127.0.0.1:${await emulator.waitForPortFile(portFile)}`;
+  const discovery = await fetch(`${
+      emulator.url}/accounts/api/v2/oauth2/.well-known/openid-configuration`);
+  assert.equal(discovery.status, 200, 'the emulator\'s discovery document');
+  emulator.issuer = (await discovery.json()).issuer;
+  return emulator;
+}
+
+// What the suites use of the demo fixture (emulator/fixtures/demo.yaml):
+// Acme Corp, its members-only user app (Environment Viewer) and two users,
+// one of Acme Corp and one outside it (fake passwords only the emulator
+// knows).
+const DEMO = {
+  acmeOrg: 'c6e1c1b0-4b2f-4c6e-9d8a-1a2b3c4d5e6f',
+  acmeSandbox: '2b8c4d6e-9f1a-4b3c-8d5e-7a6b5c4d3e22',
+  envViewer: {
+    clientId: 'env-viewer-app',
+    name: 'Environment Viewer',
+    scope: 'view:environment',
+    redirectUris: [
+      'http://127.0.0.1:9090/oauth/callback',
+      'http://localhost:9090/oauth/callback',
+    ],
+  },
+  alice: {username: 'alice.acme', password: 'alice-demo-password'},
+  outsider: {username: 'bob.globex', password: 'bob-demo-password'},
+};
+
+// The emulator's sign-in form posts here.
+const EMULATOR_LOGIN_PATH = '/accounts/api/v2/oauth2/authorize/login';
+
+// On the emulator's sign-in page: checks where the form posts, fills in
+// `user` ({username, password}) and clicks "Sign in".
+async function emulatorSignIn(page, user) {
+  const form = page.locator('form:has(#password)');
+  const action = await form.getAttribute('action');
+  assert.equal(
+      new URL(action, page.url()).pathname, EMULATOR_LOGIN_PATH,
+      'the sign-in form posts to the login endpoint');
+  await page.locator('#username').fill(user.username);
+  await page.locator('#password').fill(user.password);
+  await page.getByRole('button', {name: 'Sign in'}).click();
+}
+
+// On the emulator's consent page: checks that it names connected app `app`
+// ({name, scope}) and lists its scope, then clicks `decision` (Approve or
+// Deny).
+async function emulatorConsent(page, app, decision) {
+  const heading = page.getByRole('heading', {level: 1});
+  assert.equal(
+      (await heading.innerText()).trim(),
+      `Allow ${app.name} to access your Anypoint account?`);
+  const scopes = await page.locator('li').allInnerTexts();
+  assert.ok(
+      scopes.some((s) => s.includes(app.scope)),
+      `the consent page lists ${app.scope}: ${JSON.stringify(scopes)}`);
+  const button = page.getByRole('button', {name: decision, exact: true});
+  assert.equal(await button.getAttribute('name'), 'decision');
+  assert.equal(await button.getAttribute('value'), decision.toLowerCase());
+  await button.click();
+}
+
 // An OAuth client's redirect URI on 127.0.0.1: records every request to
 // CALLBACK_PATH (its query) and answers a plain page that echoes nothing.
 class CaptureServer {
@@ -484,11 +558,14 @@ function runMain(main) {
 
 module.exports = {
   CaptureServer,
+  DEMO,
   Guard,
   Server,
   WAIT_MS,
   assert,
   copyReplacing,
+  emulatorConsent,
+  emulatorSignIn,
   fixtureClientSecret,
   guardStopsOffLoopback,
   launchChromium,
@@ -500,5 +577,6 @@ module.exports = {
   randomToken,
   runMain,
   runScenarios,
+  startEmulator,
   withoutQuery,
 };
