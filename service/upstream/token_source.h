@@ -29,7 +29,10 @@ struct Token {
 struct TokenRequest {
   std::string app;
   std::vector<std::string> scopes;
-  std::string user;  // Empty for apps acting on their own behalf.
+  // Empty for apps acting on their own behalf. (Initialized, so that
+  // {app, scopes} stays a complete initializer of a client-credentials
+  // request.)
+  std::string user{};
 };
 
 using TokenCallback = absl::AnyInvocable<void(absl::StatusOr<Token>)>;
