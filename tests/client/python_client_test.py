@@ -85,7 +85,8 @@ class PythonClientTest(unittest.TestCase):
     def test_list_apps(self):
         apps = self.admin.ListApps(broker_admin_pb2.ListAppsRequest(), timeout=20)
         names = [app.name for app in apps.apps]
-        self.assertEqual(names, ["design-center", "exchange-reader"])
+        self.assertEqual(names,
+                         ["design-center", "env-viewer", "exchange-reader"])
         self.assertEqual(apps.apps[0].grant_type,
                          broker_admin_pb2.GRANT_TYPE_CLIENT_CREDENTIALS)
 

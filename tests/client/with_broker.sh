@@ -56,8 +56,10 @@ emulator_pid=$!
 wait_for_port_file "$work/emulator.port" "$emulator_pid" "$work/emulator.log"
 anypoint="http://127.0.0.1:$(cat "$work/emulator.port")"
 
-sed "s|http://127.0.0.1:8081|$anypoint|" "$source_dir/config/demo.yaml" \
-  >"$work/broker.yaml"
+# The demo config's grant store (its user app env-viewer) in $work.
+sed -e "s|http://127.0.0.1:8081|$anypoint|" -e "s|/tmp/tokenbroker-demo|$work|g" \
+  "$source_dir/config/demo.yaml" >"$work/broker.yaml"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/grant-store.key"
 if [[ -n $user_app ]]; then
   # The app first in `apps:`, its grant first in the first caller's `grants:`.
   awk -v app="$user_app" -v url="$anypoint" -v org="$org" '

@@ -539,7 +539,7 @@ TEST(ExampleConfigsTest, DemoParses) {
       LoadConfigFile(absl::StrCat(TOKENBROKER_SOURCE_DIR, "/config/demo.yaml"));
   ASSERT_THAT(config, IsOk());
   EXPECT_EQ(config->listen.grpc, "127.0.0.1:50051");
-  ASSERT_EQ(config->apps.size(), 2u);
+  ASSERT_EQ(config->apps.size(), 3u);
   const AppConfig* dc = config->FindApp("design-center");
   ASSERT_NE(dc, nullptr);
   EXPECT_EQ(dc->base_url, "http://127.0.0.1:8081");
