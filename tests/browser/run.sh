@@ -26,7 +26,9 @@ fi
 summarize() {
   echo "browser-e2e: $*"
   if [[ -n ${BROWSER_E2E_SUMMARY:-} ]]; then
-    echo "browser-e2e: $*" >>"$BROWSER_E2E_SUMMARY"
+    # Made again if another ctest run in this build tree removed it.
+    mkdir -p "$(dirname "$BROWSER_E2E_SUMMARY")"
+    echo "browser-e2e: $*" >>"$BROWSER_E2E_SUMMARY" || true
   fi
 }
 

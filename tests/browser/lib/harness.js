@@ -30,12 +30,18 @@ function log(line) {
 }
 
 // A line CI shows after the ctest run: besides stdout, appended to the file
-// BROWSER_E2E_SUMMARY names (tests/browser/CMakeLists.txt).
+// BROWSER_E2E_SUMMARY names (tests/browser/CMakeLists.txt). Its directory is
+// made again if it is gone: another ctest run in the same build tree removes
+// it when it starts. A summary that cannot be written fails nothing.
 function summarize(line) {
   log(line);
-  if (process.env.BROWSER_E2E_SUMMARY) {
-    fs.appendFileSync(
-        process.env.BROWSER_E2E_SUMMARY, `browser-e2e: ${line}\n`);
+  const file = process.env.BROWSER_E2E_SUMMARY;
+  if (!file) return;
+  try {
+    fs.mkdirSync(path.dirname(file), {recursive: true});
+    fs.appendFileSync(file, `browser-e2e: ${line}\n`);
+  } catch (error) {
+    console.error(`browser-e2e: could not append to ${file}: ${error.code}`);
   }
 }
 
