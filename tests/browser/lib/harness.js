@@ -380,6 +380,98 @@ class CaptureServer {
   }
 }
 
+// A transparent HTTP relay on 127.0.0.1 in front of `target` (a base URL)
+// that records, without logging them, the string values of `fields` in the
+// form and JSON bodies passing through either way: the secrets a server
+// hands its client (tokens in a token answer) or the client sends (a code,
+// a PKCE verifier), which a suite then looks for in logs. Bodies are held
+// whole; meant for the small answers of an authorization server.
+class RecordingRelay {
+  constructor(target, fields) {
+    this.target = new URL(target);
+    this.fields = fields;
+    this.values = Object.fromEntries(fields.map((field) => [field, []]));
+  }
+
+  async start() {
+    this.server = http.createServer((req, res) => this.relay(req, res));
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', resolve);
+    });
+    this.port = this.server.address().port;
+    this.baseUrl = `http://127.0.0.1:${this.port}`;
+    return this;
+  }
+
+  // Every value of `field` seen so far, oldest first.
+  seen(field) {
+    return this.values[field];
+  }
+
+  relay(req, res) {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      this.record(req.headers['content-type'], body);
+      const upstream = http.request(
+          {
+            hostname: this.target.hostname,
+            port: this.target.port,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+          },
+          (answer) => {
+            const parts = [];
+            answer.on('data', (part) => parts.push(part));
+            answer.on('end', () => {
+              const answerBody = Buffer.concat(parts);
+              this.record(answer.headers['content-type'], answerBody);
+              const headers = {...answer.headers};
+              delete headers['transfer-encoding'];
+              delete headers.connection;
+              headers['content-length'] = answerBody.length;
+              res.writeHead(answer.statusCode, headers).end(answerBody);
+            });
+          });
+      upstream.on('error', (error) => {
+        res.writeHead(502, {'Content-Type': 'text/plain'})
+            .end(`relay: ${error.code || 'upstream failed'}`);
+      });
+      upstream.end(body);
+    });
+  }
+
+  record(contentType, body) {
+    if (body.length === 0) return;
+    let values = {};
+    try {
+      if (/json/.test(contentType || '')) {
+        values = JSON.parse(body.toString('utf8'));
+      } else if (/x-www-form-urlencoded/.test(contentType || '')) {
+        values = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
+      }
+    } catch {
+      return;  // Not what it says it is: nothing to record.
+    }
+    if (values === null || typeof values !== 'object') return;
+    for (const field of this.fields) {
+      const value = values[field];
+      if (typeof value === 'string' && value !== '' &&
+          !this.values[field].includes(value)) {
+        this.values[field].push(value);
+      }
+    }
+  }
+
+  async stop() {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
 function base64url(buffer) {
   return buffer.toString('base64url');
 }
@@ -566,6 +658,7 @@ module.exports = {
   CaptureServer,
   DEMO,
   Guard,
+  RecordingRelay,
   Server,
   WAIT_MS,
   assert,
