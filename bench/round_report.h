@@ -36,8 +36,8 @@ struct RoundOptions {
 struct RoundKind {
   std::string name;
   StartFn start;
-  std::function<void()> before_run;  // Optional: set-up of each run.
-  std::function<void()> after_run;   // Optional: clean-up of each run.
+  std::function<void()> before_run = nullptr;  // Optional: each run's set-up.
+  std::function<void()> after_run = nullptr;   // Optional: clean-up.
 };
 
 // Runs the rounds, reports each run on stderr as
