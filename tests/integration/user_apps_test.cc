@@ -329,6 +329,31 @@ TEST_F(UserAppsTest, RotatedRefreshTokensAreUsedOnceEach) {
   EXPECT_LE(emulator_->ListGrants()[0].live_refresh_tokens, 2);
 }
 
+TEST_F(UserAppsTest, A401RefreshesTheUsersTokenOnceAndRetries) {
+  Connect();
+  pb::GetTokenResponse before;
+  ASSERT_TRUE(UserToken(kAlice, &before).ok());
+  const int64_t refreshes =
+      emulator_->GetCounters().token_requests_by_grant_type["refresh_token"];
+  emulator::Fault fault;
+  fault.endpoint = "resource";
+  fault.kind = emulator::FaultKind::kPlainText401;
+  fault.count = 1;
+  emulator_->AddFault(fault);
+  pb::CallResponse answer;
+  ASSERT_TRUE(
+      Call(absl::StrCat("/accounts/api/organizations/", kAcme, "/environments"),
+           &answer)
+          .ok());
+  EXPECT_EQ(answer.status(), 200) << answer.body();
+  EXPECT_EQ(
+      emulator_->GetCounters().token_requests_by_grant_type["refresh_token"],
+      refreshes + 1);
+  pb::GetTokenResponse after;
+  ASSERT_TRUE(UserToken(kAlice, &after).ok());
+  EXPECT_NE(after.access_token(), before.access_token());
+}
+
 TEST_F(UserAppsTest, DeclinedSignInStoresNothing) {
   BrowserResponse page = Connect(kAlice, kAlicePassword, /*approve=*/false);
   EXPECT_EQ(page.status, 403);
