@@ -4,16 +4,14 @@
 #include <optional>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "service/common/log.h"
-#include "service/common/path_segments.h"
 #include "service/common/process_hardening.h"
 #include "service/common/status_macros.h"
+#include "service/http/oauth_request.h"
 #include "service/upstream/client_auth.h"
 #include "service/upstream/oauth_response.h"
 
@@ -64,107 +62,20 @@ const std::vector<std::string>& CallbackOutcomeNames() {
 
 namespace {
 
-using Params = std::map<std::string, std::string>;
-using Cookies = std::vector<std::pair<std::string, std::string>>;
+using internal::BindingCookieHeader;
+using internal::BindingCookieName;
+using internal::FindParam;
+using internal::IsPlausibleCode;
+using internal::ParseCookies;
+using internal::ParseQuery;
+using internal::QueryParams;
+using internal::RequestedScopes;
+using internal::SanitizeErrorCode;
 
 constexpr absl::string_view kStartPath = "/oauth/start";
 constexpr absl::string_view kCallbackPath = "/oauth/callback";
-constexpr absl::string_view kSecureCookie = "__Host-tb_oauth";
-constexpr absl::string_view kPlainCookie = "tb_oauth";
-constexpr absl::string_view kOfflineAccess = "offline_access";
-constexpr size_t kMaxQueryBytes = 4096;
-constexpr size_t kMaxCookies = 64;
 constexpr absl::string_view kAskForLink =
     "Ask an operator for a new link: tokenbrokerctl connect ";
-
-// Decodes application/x-www-form-urlencoded `query` ('+' is a space).
-// INVALID_ARGUMENT for a malformed escape or a repeated name (RFC 6749 3.1:
-// parameters must not repeat); messages never quote a value.
-absl::StatusOr<Params> ParseQuery(absl::string_view query) {
-  Params params;
-  for (absl::string_view pair : absl::StrSplit(query, '&')) {
-    if (pair.empty()) continue;
-    std::pair<std::string, std::string> raw =
-        absl::StrSplit(pair, absl::MaxSplits('=', 1));
-    std::string name;
-    std::string value;
-    std::replace(raw.first.begin(), raw.first.end(), '+', ' ');
-    std::replace(raw.second.begin(), raw.second.end(), '+', ' ');
-    if (!PercentDecodeOnce(raw.first, &name) ||
-        !PercentDecodeOnce(raw.second, &value)) {
-      return absl::InvalidArgumentError("a malformed %-escape");
-    }
-    if (!params.emplace(std::move(name), std::move(value)).second) {
-      return absl::InvalidArgumentError("a repeated parameter");
-    }
-  }
-  return params;
-}
-
-// The name=value pairs of the Cookie headers (RFC 6265 5.4).
-Cookies ParseCookies(const std::vector<std::string>& headers) {
-  Cookies cookies;
-  for (const std::string& header : headers) {
-    for (absl::string_view part : absl::StrSplit(header, ';')) {
-      part = absl::StripAsciiWhitespace(part);
-      size_t equals = part.find('=');
-      if (equals == absl::string_view::npos || cookies.size() >= kMaxCookies) {
-        continue;
-      }
-      cookies.emplace_back(
-          std::string(absl::StripAsciiWhitespace(part.substr(0, equals))),
-          std::string(absl::StripAsciiWhitespace(part.substr(equals + 1))));
-    }
-  }
-  return cookies;
-}
-
-const std::string* Find(const Params& params, absl::string_view name) {
-  auto it = params.find(std::string(name));
-  return it == params.end() ? nullptr : &it->second;
-}
-
-bool IsHttps(absl::string_view url) {
-  return absl::StartsWithIgnoreCase(url, "https://");
-}
-
-std::string SetCookie(absl::string_view name, absl::string_view value,
-                      absl::Duration max_age) {
-  const bool secure = name == kSecureCookie;
-  return absl::StrCat(name, "=", value, "; Path=", secure ? "/" : "/oauth",
-                      "; Max-Age=", absl::ToInt64Seconds(max_age), "; HttpOnly",
-                      secure ? "; Secure" : "", "; SameSite=Lax");
-}
-
-// An OAuth error code as a page may show it: RFC 6749's NQSCHAR subset that
-// codes use, else a placeholder.
-std::string SanitizeErrorCode(absl::string_view error) {
-  if (error.empty() || error.size() > 64) return "(unrecognized error)";
-  for (char c : error) {
-    if (!absl::ascii_isalnum(c) && c != '_' && c != '-' && c != '.') {
-      return "(unrecognized error)";
-    }
-  }
-  return std::string(error);
-}
-
-// RFC 6749 A.11: a code is VSCHAR.
-bool IsPlausibleCode(absl::string_view code) {
-  if (code.empty() || code.size() > 2048) return false;
-  for (char c : code) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
-// The scopes requested at authorize: the app's plus offline_access.
-std::vector<std::string> RequestedScopes(const AppConfig& app) {
-  std::vector<std::string> scopes = app.scopes;
-  if (std::find(scopes.begin(), scopes.end(), kOfflineAccess) == scopes.end()) {
-    scopes.emplace_back(kOfflineAccess);
-  }
-  return scopes;
-}
 
 PageText Text(std::string title, std::vector<std::string> paragraphs,
               std::vector<std::string> items = {},
@@ -336,10 +247,7 @@ PageResponse OAuthFlow::Handle(const PageRequest& request) {
     page.headers.emplace_back("Allow", "GET");
     return page;
   }
-  absl::StatusOr<Params> params =
-      request.query.size() > kMaxQueryBytes
-          ? absl::InvalidArgumentError("a query string over 4 KiB")
-          : ParseQuery(request.query);
+  absl::StatusOr<QueryParams> params = ParseQuery(request.query);
   if (!params.ok()) {
     Audit(start ? "GET /oauth/start" : "GET /oauth/callback", "-", "", "", {},
           false, absl::StrCat("bad request: ", params.status().message()),
@@ -361,7 +269,7 @@ PageResponse OAuthFlow::Handle(const PageRequest& request) {
   return start ? Start(*params, request) : Callback(*params, request);
 }
 
-PageResponse OAuthFlow::Start(const Params& params,
+PageResponse OAuthFlow::Start(const QueryParams& params,
                               const PageRequest& request) {
   constexpr absl::string_view kRpc = "GET /oauth/start";
   auto refuse = [&](absl::string_view caller, absl::string_view app,
@@ -374,7 +282,7 @@ PageResponse OAuthFlow::Start(const Params& params,
                                                 {"peer", request.peer}});
     return RenderPage(status, std::move(text));
   };
-  const std::string* ticket = Find(params, "ticket");
+  const std::string* ticket = FindParam(params, "ticket");
   if (ticket == nullptr || ticket->empty()) {
     return refuse(
         "-", "", "no ticket", 403,
@@ -420,7 +328,7 @@ PageResponse OAuthFlow::Start(const Params& params,
   }
   SignInSetup setup;
   setup.redirect_uri = RedirectUri(*app, base);
-  setup.cookie_name = std::string(IsHttps(base) ? kSecureCookie : kPlainCookie);
+  setup.cookie_name = std::string(BindingCookieName(base));
   absl::StatusOr<StartedSignIn> started = pending_.BeginSignIn(*ticket, setup);
   if (!started.ok()) {
     ClearSecret(&*client_id);
@@ -450,8 +358,8 @@ PageResponse OAuthFlow::Start(const Params& params,
   PageResponse page = RedirectPage(absl::StrCat(
       app->base_url, app->authorize_path, separator, FormEncode(fields)));
   page.headers.emplace_back(
-      "Set-Cookie",
-      SetCookie(setup.cookie_name, started->cookie, options_.oauth.state_ttl));
+      "Set-Cookie", BindingCookieHeader(setup.cookie_name, started->cookie,
+                                        options_.oauth.state_ttl));
   starts_.fetch_add(1, std::memory_order_relaxed);
   Audit(kRpc, found->minted_by, app->name, "", {}, true, "sign-in started",
         request.peer);
@@ -460,7 +368,7 @@ PageResponse OAuthFlow::Start(const Params& params,
   return page;
 }
 
-PageResponse OAuthFlow::Callback(const Params& params,
+PageResponse OAuthFlow::Callback(const QueryParams& params,
                                  const PageRequest& request) {
   CallbackContext context(request);
   // A slot first: a callback that cannot have one leaves its state unused
@@ -480,7 +388,7 @@ PageResponse OAuthFlow::Callback(const Params& params,
     ~Release() { count.fetch_sub(1); }
   } release{callbacks_in_flight_};
 
-  const std::string* state = Find(params, "state");
+  const std::string* state = FindParam(params, "state");
   if (state == nullptr || state->empty()) {
     return Finish(context, Outcome::kBadRequest, 400,
                   Text("Not a sign-in answer",
@@ -544,12 +452,12 @@ PageResponse OAuthFlow::Callback(const Params& params,
 }
 
 PageResponse OAuthFlow::CompleteSignIn(CallbackContext& context,
-                                       const Params& params) {
+                                       const QueryParams& params) {
   const AppConfig& app = *context.app;
   const std::string again = absl::StrCat(kAskForLink, app.name);
   // RFC 9207: an answer naming another issuer is a mix-up attack (or a
   // misconfiguration): its code must not reach this app's token endpoint.
-  if (const std::string* iss = Find(params, "iss");
+  if (const std::string* iss = FindParam(params, "iss");
       iss != nullptr && *iss != IssuerOf(app)) {
     return Finish(
         context, Outcome::kIssuerMismatch, 403,
@@ -562,7 +470,7 @@ PageResponse OAuthFlow::CompleteSignIn(CallbackContext& context,
                            "the app's issuer setting."),
               again}));
   }
-  if (const std::string* error = Find(params, "error"); error != nullptr) {
+  if (const std::string* error = FindParam(params, "error"); error != nullptr) {
     if (*error == "access_denied") {
       return Finish(context, Outcome::kDeclined, 403,
                     Text("Access was not granted",
@@ -590,7 +498,7 @@ PageResponse OAuthFlow::CompleteSignIn(CallbackContext& context,
                                                      "check the app's "
                                                      "settings.")}));
   }
-  const std::string* code = Find(params, "code");
+  const std::string* code = FindParam(params, "code");
   if (code == nullptr || !IsPlausibleCode(*code)) {
     return Finish(context, Outcome::kBadRequest, 400,
                   Text("Not a sign-in answer",
@@ -773,7 +681,7 @@ PageResponse OAuthFlow::Finish(CallbackContext& context, Outcome outcome,
   if (!context.cookie_to_clear.empty()) {
     page.headers.emplace_back(
         "Set-Cookie",
-        SetCookie(context.cookie_to_clear, "", absl::ZeroDuration()));
+        BindingCookieHeader(context.cookie_to_clear, "", absl::ZeroDuration()));
   }
   return page;
 }
