@@ -404,6 +404,10 @@ absl::StatusOr<BrowserResponse> ScriptedBrowser::Navigate(
     if (!cookie_header.empty()) headers.emplace("Cookie", cookie_header);
 
     httplib::Client client(parsed->host, parsed->port);
+    // As browsers do (RFC 6761 6.3): "localhost" is the loopback address,
+    // never a name to look up (a machine may have no /etc/hosts entry, and
+    // a DNS query would leave the machine).
+    client.set_hostname_addr_map({{"localhost", "127.0.0.1"}});
     client.set_url_encode(false);
     client.set_connection_timeout(5, 0);
     client.set_read_timeout(30, 0);
