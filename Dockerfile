@@ -28,6 +28,7 @@ RUN apt-get update \
       libcurl4 \
       libgrpc++1.51 \
       libgrpc29 \
+      libhiredis0.14 \
       libprometheus-cpp-core1.0 \
       libprotobuf32 \
       libssl3 \

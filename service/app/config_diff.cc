@@ -25,6 +25,14 @@ bool SameGrants(const std::vector<AppGrant>& a,
       });
 }
 
+bool SameKeys(const std::vector<StoreKeyConfig>& a,
+              const std::vector<StoreKeyConfig>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const StoreKeyConfig& x, const StoreKeyConfig& y) {
+                      return x.id == y.id && x.file == y.file;
+                    });
+}
+
 bool SameCaller(const CallerConfig& a, const CallerConfig& b) {
   return std::tie(a.spiffe_ids, a.common_names, a.bearer_key_sha256, a.admin) ==
              std::tie(b.spiffe_ids, b.common_names, b.bearer_key_sha256,
@@ -81,13 +89,18 @@ ConfigDiff DiffConfigs(const Config& before, const Config& after) {
     diff.restart_only.push_back("audit");
   }
   if (before.grant_store.directory != after.grant_store.directory ||
-      before.grant_store.keys.size() != after.grant_store.keys.size() ||
-      !std::equal(before.grant_store.keys.begin(),
-                  before.grant_store.keys.end(), after.grant_store.keys.begin(),
-                  [](const StoreKeyConfig& x, const StoreKeyConfig& y) {
-                    return x.id == y.id && x.file == y.file;
-                  })) {
+      !SameKeys(before.grant_store.keys, after.grant_store.keys)) {
     diff.restart_only.push_back("grant_store");
+  }
+  const SharedStateConfig& r = before.shared_state;
+  const SharedStateConfig& s = after.shared_state;
+  if (r.address != s.address || r.sentinels != s.sentinels ||
+      r.sentinel_master != s.sentinel_master || r.username != s.username ||
+      r.password_file != s.password_file || r.key_prefix != s.key_prefix ||
+      r.connect_timeout != s.connect_timeout ||
+      r.command_timeout != s.command_timeout || r.lease_ttl != s.lease_ttl ||
+      r.sync_interval != s.sync_interval || !SameKeys(r.keys, s.keys)) {
+    diff.restart_only.push_back("shared_state");
   }
   const OAuthFlowConfig& c = before.oauth;
   const OAuthFlowConfig& e = after.oauth;

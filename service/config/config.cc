@@ -72,6 +72,8 @@ constexpr Section kSections[] = {
     {"oauth", Stage::kServer, config_internal::ParseOAuthSection, ""},
     {"grant_store", Stage::kServer, config_internal::ParseGrantStoreSection,
      ""},
+    {"shared_state", Stage::kServer, config_internal::ParseSharedStateSection,
+     ""},
 };
 
 constexpr Stage kStages[] = {Stage::kFirst, Stage::kServer, Stage::kApps,

@@ -269,6 +269,28 @@ struct GrantStoreConfig {
   bool enabled() const { return !directory.empty(); }
 };
 
+// Shared state on Redis (service/shared): tokens, leases, revocations and
+// user grants shared by every replica. Disabled (each replica alone) unless
+// an address or Sentinels are set.
+struct SharedStateConfig {
+  std::string address;                 // "host:port" or "unix:/path".
+  std::vector<std::string> sentinels;  // "host:port" each; or address.
+  std::string sentinel_master;         // Required with sentinels.
+  std::string username;                // Redis ACL user; may be empty.
+  std::string password_file;           // May be empty (no AUTH).
+  std::string key_prefix = "tokenbroker:";
+  absl::Duration connect_timeout = absl::Seconds(1);
+  absl::Duration command_timeout = absl::Milliseconds(500);
+  // How long a replica may hold a key's fetch lease without renewing it:
+  // longer than an upstream request (upstream.request_timeout).
+  absl::Duration lease_ttl = absl::Seconds(10);
+  // How often a replica re-reads revocation generations (catch-up).
+  absl::Duration sync_interval = absl::Seconds(1);
+  // AES-256 keys sealing every value; the first seals, every one opens.
+  std::vector<StoreKeyConfig> keys;
+  bool enabled() const { return !address.empty() || !sentinels.empty(); }
+};
+
 struct Config {
   std::string path;  // The file it was read from (for messages).
   ListenConfig listen;
@@ -282,6 +304,7 @@ struct Config {
   LimitsConfig limits;
   OAuthFlowConfig oauth;
   GrantStoreConfig grant_store;
+  SharedStateConfig shared_state;
 
   // Whether any app acts on behalf of users.
   bool HasUserApps() const;

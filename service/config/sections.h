@@ -10,6 +10,8 @@
 // Adding a section: write its parser in a new file, declare it here and add
 // one row to the table in config.cc.
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "service/config/config.h"
 #include "service/config/yaml_reader.h"
@@ -37,6 +39,13 @@ absl::Status ParseOAuthSection(const YamlReader& reader, const Field& field,
                                Config* config);
 absl::Status ParseGrantStoreSection(const YamlReader& reader,
                                     const Field& field, Config* config);
+// user_app_sections.cc: a list of {id, file} keys, at least one, ids
+// unique (grant_store.keys, shared_state.redis.keys).
+absl::Status ParseStoreKeyList(const YamlReader& reader, const Field& list,
+                               std::vector<StoreKeyConfig>* keys);
+// shared_state_section.cc: shared_state (Redis).
+absl::Status ParseSharedStateSection(const YamlReader& reader,
+                                     const Field& field, Config* config);
 // Checks what user apps need of the rest of the config: a grant store, a
 // listener for the OAuth pages, a redirect URI. Runs after every section.
 absl::Status CheckUserApps(const YamlReader& reader, const YAML::Node& root,

@@ -43,6 +43,24 @@ absl::StatusOr<StoreKeyConfig> ParseStoreKey(const YamlReader& reader,
 
 }  // namespace
 
+absl::Status ParseStoreKeyList(const YamlReader& reader, const Field& list,
+                               std::vector<StoreKeyConfig>* keys) {
+  std::set<std::string> ids;
+  TB_RETURN_IF_ERROR(reader.ForEachElement(
+      list, "must be a list of {id, file} keys",
+      [&](const Field& item) -> absl::Status {
+        TB_ASSIGN_OR_RETURN(StoreKeyConfig key, ParseStoreKey(reader, item));
+        if (!ids.insert(key.id).second) {
+          return reader.Error(item,
+                              absl::StrCat("duplicate key id '", key.id, "'"));
+        }
+        keys->push_back(std::move(key));
+        return absl::OkStatus();
+      }));
+  if (keys->empty()) return reader.Error(list, "at least one key is required");
+  return absl::OkStatus();
+}
+
 absl::Status ParseOAuthSection(const YamlReader& reader, const Field& field,
                                Config* config) {
   OAuthFlowConfig* oauth = &config->oauth;
@@ -101,36 +119,28 @@ absl::Status ParseGrantStoreSection(const YamlReader& reader,
                         "keys is required: [{id: k1, file: PATH}] (the first "
                         "encrypts, every one decrypts)");
   }
-  std::set<std::string> ids;
-  TB_RETURN_IF_ERROR(reader.ForEachElement(
-      list->second, "must be a list of {id, file} keys",
-      [&](const Field& item) -> absl::Status {
-        TB_ASSIGN_OR_RETURN(StoreKeyConfig key, ParseStoreKey(reader, item));
-        if (!ids.insert(key.id).second) {
-          return reader.Error(item,
-                              absl::StrCat("duplicate key id '", key.id, "'"));
-        }
-        store->keys.push_back(std::move(key));
-        return absl::OkStatus();
-      }));
-  if (store->keys.empty()) {
-    return reader.Error(list->second, "at least one key is required");
-  }
-  return absl::OkStatus();
+  return ParseStoreKeyList(reader, list->second, &store->keys);
 }
 
 absl::Status CheckUserApps(const YamlReader& reader, const YAML::Node& root,
                            const Config& config) {
+  if (config.grant_store.enabled() && config.shared_state.enabled()) {
+    return reader.Error(root.Mark(), "grant_store",
+                        "must not be set with shared_state.redis: user grants "
+                        "then live in Redis, shared by every replica (see "
+                        "docs/operations.md, moving grants to Redis)");
+  }
   for (size_t i = 0; i < config.apps.size(); ++i) {
     const AppConfig& app = config.apps[i];
     if (app.grant_type != GrantType::kAuthorizationCode) continue;
     const std::string where = absl::StrCat("apps (", app.name, ")");
-    if (!config.grant_store.enabled()) {
+    if (!config.grant_store.enabled() && !config.shared_state.enabled()) {
       return reader.Error(root.Mark(), "grant_store",
                           absl::StrCat("is required: app ", app.name,
                                        " acts on behalf of users, whose "
                                        "refresh tokens are kept encrypted in "
-                                       "the grant store"));
+                                       "the grant store (or in Redis, with "
+                                       "shared_state.redis)"));
     }
     const std::string& listener = config.listen.oauth_http.empty()
                                       ? config.listen.admin_http
