@@ -236,6 +236,7 @@ struct BrokerMetrics::Impl {
   std::function<UpstreamStats()> upstream_stats ABSL_GUARDED_BY(mu);
   std::function<ActiveRpcStats()> rpc_stats ABSL_GUARDED_BY(mu);
   std::function<UserGrantStats()> user_grant_stats ABSL_GUARDED_BY(mu);
+  std::function<SharedStateStats()> shared_state_stats ABSL_GUARDED_BY(mu);
 };
 
 std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
@@ -382,6 +383,43 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
     }
     families.push_back(std::move(connects));
   }
+  if (shared_state_stats) {
+    SharedStateStats stats = shared_state_stats();
+    AppendScalars(
+        families, MetricType::Gauge,
+        {{"tokenbroker_shared_state_up",
+          "1 when commands to the shared state (Redis) work; 0: degraded, "
+          "each replica fetches on its own.",
+          stats.up ? 1.0 : 0.0},
+         {"tokenbroker_shared_state_subscribed",
+          "1 when revocations and reloads of other replicas arrive by "
+          "pub/sub.",
+          stats.subscribed ? 1.0 : 0.0}});
+    AppendScalars(families, MetricType::Counter,
+                  {{"tokenbroker_shared_state_errors_total",
+                    "Redis commands that failed or timed out.",
+                    static_cast<double>(stats.redis_errors)},
+                   {"tokenbroker_shared_state_reconnects_total",
+                    "Connections to Redis re-made.",
+                    static_cast<double>(stats.reconnects)},
+                   {"tokenbroker_shared_state_events_total",
+                    "Revocations, reloads and grant changes received from "
+                    "other replicas.",
+                    static_cast<double>(stats.events_received)},
+                   {"tokenbroker_shared_state_catch_ups_total",
+                    "Revocations or reloads learnt by re-reading Redis "
+                    "rather than by pub/sub.",
+                    static_cast<double>(stats.catch_ups)}});
+    prometheus::MetricFamily fetches =
+        Family("tokenbroker_shared_fetches_total",
+               "Token fetches through the shared state, by outcome: adopted, "
+               "leader, waited, takeover, degraded, fenced.",
+               MetricType::Counter);
+    for (const auto& [outcome, count] : stats.fetches) {
+      AddSample(fetches, static_cast<double>(count), {{"outcome", outcome}});
+    }
+    families.push_back(std::move(fetches));
+  }
   if (upstream_stats) {
     UpstreamStats stats = upstream_stats();
     AppendScalars(families, MetricType::Counter,
@@ -419,6 +457,12 @@ void BrokerMetrics::SetUpstreamSource(std::function<UpstreamStats()> stats) {
 void BrokerMetrics::SetUserGrantSource(std::function<UserGrantStats()> stats) {
   absl::MutexLock lock(&impl_->mu);
   impl_->user_grant_stats = std::move(stats);
+}
+
+void BrokerMetrics::SetSharedStateSource(
+    std::function<SharedStateStats()> stats) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->shared_state_stats = std::move(stats);
 }
 
 void BrokerMetrics::SetRpcSource(std::function<ActiveRpcStats()> stats) {

@@ -46,6 +46,22 @@ struct UserGrantStats {
   std::map<std::string, int64_t> connects;
 };
 
+// Shared state on Redis (service/shared), read at scrape time.
+struct SharedStateStats {
+  bool up = false;          // Commands to Redis work (not degraded).
+  bool subscribed = false;  // Revocations and reloads arrive by pub/sub.
+  // Outcomes of token fetches that went through the shared state:
+  // "adopted" (another replica's token), "leader" (this replica fetched
+  // under the lease), "waited", "takeover" (a holder's lease expired),
+  // "degraded" (Redis unusable: fetched alone), "fenced" (a write refused:
+  // a newer lease holder wrote first).
+  std::map<std::string, int64_t> fetches;
+  int64_t redis_errors = 0;     // Commands that failed or timed out.
+  int64_t reconnects = 0;       // Connections re-made.
+  int64_t events_received = 0;  // Revocations and reloads from others.
+  int64_t catch_ups = 0;        // Generations learnt by re-reading Redis.
+};
+
 // The broker's Prometheus metrics, in the text exposition format 0.0.4.
 //
 // Two kinds of series:
@@ -78,6 +94,7 @@ class BrokerMetrics {
   void SetUpstreamSource(std::function<UpstreamStats()> stats);
   void SetRpcSource(std::function<ActiveRpcStats()> stats);
   void SetUserGrantSource(std::function<UserGrantStats()> stats);
+  void SetSharedStateSource(std::function<SharedStateStats()> stats);
 
   // The series of one gRPC method; lives as long as this object.
   struct RpcSeries;

@@ -100,6 +100,31 @@ TEST(BrokerMetricsTest, ReadsCacheStateAtScrapeTimeAndNeverTheToken) {
   EXPECT_THAT(metrics.Serialize(), Not(HasSubstr("tokenbroker_cache_keys")));
 }
 
+TEST(BrokerMetricsTest, SharedStateOnlyWhenConfigured) {
+  BrokerMetrics metrics;
+  EXPECT_THAT(metrics.Serialize(),
+              Not(HasSubstr("tokenbroker_shared_state_up")));
+  SharedStateStats stats;
+  stats.up = false;
+  stats.subscribed = true;
+  stats.fetches = {{"adopted", 4}, {"degraded", 2}};
+  stats.redis_errors = 3;
+  stats.catch_ups = 1;
+  metrics.SetSharedStateSource([&stats] { return stats; });
+  std::string text = metrics.Serialize();
+  EXPECT_THAT(text, HasSubstr("tokenbroker_shared_state_up 0"));
+  EXPECT_THAT(text, HasSubstr("tokenbroker_shared_state_subscribed 1"));
+  EXPECT_THAT(text, HasSubstr("tokenbroker_shared_state_errors_total 3"));
+  EXPECT_THAT(text, HasSubstr("tokenbroker_shared_state_catch_ups_total 1"));
+  EXPECT_THAT(text, HasSubstr("tokenbroker_shared_fetches_total{outcome="
+                              "\"adopted\"} 4"));
+  EXPECT_THAT(text, HasSubstr("tokenbroker_shared_fetches_total{outcome="
+                              "\"degraded\"} 2"));
+  stats.up = true;
+  EXPECT_THAT(metrics.Serialize(), HasSubstr("tokenbroker_shared_state_up 1"));
+  metrics.SetSharedStateSource(nullptr);
+}
+
 TEST(BrokerMetricsTest, EventsAndUpstreamStats) {
   BrokerMetrics metrics;
   metrics.TokenFetched("design-center", absl::OkStatus());
