@@ -175,6 +175,15 @@ void GrpcServer::SetAppHealth(const std::string& app, bool serving) {
   if (health != nullptr) health->SetServingStatus(AppHealthName(app), serving);
 }
 
+void GrpcServer::SetSharedStateHealth(bool serving) {
+  grpc::HealthCheckServiceInterface* health;
+  {
+    absl::MutexLock lock(&mu_);
+    health = health_;
+  }
+  if (health != nullptr) health->SetServingStatus("shared-state", serving);
+}
+
 void GrpcServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
   {
     absl::MutexLock lock(&mu_);

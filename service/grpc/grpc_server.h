@@ -48,6 +48,10 @@ class GrpcServer {
 
   // Sets the health of "app:NAME".
   void SetAppHealth(const std::string& app, bool serving);
+  // Sets the health of "shared-state": NOT_SERVING while the shared state
+  // (Redis) is degraded and each replica fetches on its own. The broker
+  // still serves then; the overall status does not change.
+  void SetSharedStateHealth(bool serving);
 
   // Reports NOT_SERVING (readiness too; liveness stays SERVING), waits
   // `drain_delay`, then stops accepting RPCs and gives in-flight ones until
