@@ -48,10 +48,6 @@ std::string GrantAad(absl::string_view app, absl::string_view user_id) {
   return absl::StrCat("tokenbroker/grant/v1", nul, app, nul, user_id);
 }
 
-std::string Rfc3339(absl::Time time) {
-  return absl::FormatTime(absl::RFC3339_full, time, absl::UTCTimeZone());
-}
-
 // Errors that may pass on their own (a full disk, a flaky device) are
 // UNAVAILABLE; the rest (permissions, a read-only file system) need someone.
 absl::Status IoError(absl::string_view action, absl::string_view path,
@@ -83,113 +79,6 @@ int WriteAll(int fd, absl::string_view data) {
     data.remove_prefix(static_cast<size_t>(n));
   }
   return 0;
-}
-
-// Appends `text` as a JSON string. Only for text ValidateGrant() accepted
-// (printable ASCII), so '"' and '\\' are the only characters to escape.
-void AppendJsonAsciiString(absl::string_view text, std::string* out) {
-  out->push_back('"');
-  for (char c : text) {
-    if (c == '"' || c == '\\') out->push_back('\\');
-    out->push_back(c);
-  }
-  out->push_back('"');
-}
-
-// The JSON of the full record, refresh token included. The token is spliced
-// in by hand into a buffer sized up front, so that no copy of it is left in
-// memory that the caller cannot clear (as nlohmann::json's growing dump
-// buffer and its string copies would).
-std::string RecordPlaintext(const UserGrant& grant) {
-  Json record = {
-      {"app", grant.app},
-      {"user_id", grant.user_id},
-      {"username", grant.username},
-      {"scopes", grant.scopes},
-      {"connected_at", Rfc3339(grant.connected_at)},
-      {"updated_at", Rfc3339(grant.updated_at)},
-      {"needs_reauthorization", grant.needs_reauthorization},
-      {"reauthorization_reason", grant.reauthorization_reason},
-      {"version", grant.version},
-  };
-  std::string fields =
-      record.dump(-1, ' ', false, Json::error_handler_t::replace);
-  fields.pop_back();  // the closing '}'
-  const absl::string_view key = ",\"refresh_token\":";
-  size_t escapes =
-      std::count_if(grant.refresh_token.begin(), grant.refresh_token.end(),
-                    [](char c) { return c == '"' || c == '\\'; });
-  std::string plaintext;
-  plaintext.reserve(fields.size() + key.size() + grant.refresh_token.size() +
-                    escapes + 3);
-  plaintext.append(fields).append(key.data(), key.size());
-  AppendJsonAsciiString(grant.refresh_token, &plaintext);
-  plaintext.push_back('}');
-  return plaintext;
-}
-
-// Reads the record's JSON (already authenticated). False, with `*what` set,
-// if a field is missing or of the wrong type. Clears the JSON's copy of the
-// refresh token.
-bool ParseRecordPlaintext(Json& record, UserGrant* grant, std::string* what) {
-  auto text = [&](const char* name, std::string* out) {
-    auto it = record.find(name);
-    if (it == record.end() || !it->is_string()) {
-      *what = absl::StrCat("its sealed record has no string \"", name, "\"");
-      return false;
-    }
-    *out = it->get_ref<const std::string&>();
-    return true;
-  };
-  auto time_field = [&](const char* name, absl::Time* out) {
-    std::string value;
-    std::string error;
-    if (!text(name, &value)) return false;
-    if (!absl::ParseTime(absl::RFC3339_full, value, out, &error)) {
-      *what = absl::StrCat("its sealed record's \"", name,
-                           "\" is not an RFC 3339 time");
-      return false;
-    }
-    return true;
-  };
-  auto token = record.find("refresh_token");
-  if (token == record.end() || !token->is_string()) {
-    *what = "its sealed record has no string \"refresh_token\"";
-    return false;
-  }
-  std::string& token_text = token->get_ref<std::string&>();
-  grant->refresh_token.reserve(token_text.size());
-  grant->refresh_token.assign(token_text);
-  ClearSecret(&token_text);
-
-  if (!text("app", &grant->app) || !text("user_id", &grant->user_id) ||
-      !text("username", &grant->username) ||
-      !text("reauthorization_reason", &grant->reauthorization_reason) ||
-      !time_field("connected_at", &grant->connected_at) ||
-      !time_field("updated_at", &grant->updated_at)) {
-    return false;
-  }
-  auto scopes = record.find("scopes");
-  if (scopes == record.end() || !scopes->is_array() ||
-      !std::all_of(scopes->begin(), scopes->end(),
-                   [](const Json& scope) { return scope.is_string(); })) {
-    *what = "its sealed record's \"scopes\" is not a list of strings";
-    return false;
-  }
-  grant->scopes = scopes->get<std::vector<std::string>>();
-  auto reauth = record.find("needs_reauthorization");
-  if (reauth == record.end() || !reauth->is_boolean()) {
-    *what = "its sealed record has no boolean \"needs_reauthorization\"";
-    return false;
-  }
-  grant->needs_reauthorization = reauth->get<bool>();
-  auto version = record.find("version");
-  if (version == record.end() || !version->is_number_integer()) {
-    *what = "its sealed record has no integer \"version\"";
-    return false;
-  }
-  grant->version = version->get<int64_t>();
-  return true;
 }
 
 // `<record file name>.tmp.<16 hex digits>`, as WriteFileLocked() names them;
@@ -296,7 +185,7 @@ absl::Status FileGrantStore::RunHook(WriteStep step) {
 
 absl::StatusOr<std::string> FileGrantStore::SealRecord(
     const UserGrant& grant) const {
-  std::string plaintext = RecordPlaintext(grant);
+  std::string plaintext = GrantRecordJson(grant);
   absl::StatusOr<std::string> sealed =
       keys_->Seal(plaintext, GrantAad(grant.app, grant.user_id));
   ClearSecret(&plaintext);
@@ -476,20 +365,13 @@ void FileGrantStore::LoadRecordLocked(const std::string& name,
     problem(plaintext.status().message());
     return;
   }
-  Json record = Json::parse(*plaintext, nullptr, /*allow_exceptions=*/false);
-  ClearSecret(&*plaintext);
-  UserGrant grant;
-  std::string what;
-  if (record.is_discarded() || !record.is_object()) {
-    problem("its sealed record is not a JSON object");
+  absl::StatusOr<UserGrant> parsed = ParseGrantRecordJson(&*plaintext);
+  if (!parsed.ok()) {
+    problem(parsed.status().message());
     return;
   }
-  bool parsed = ParseRecordPlaintext(record, &grant, &what);
-  if (!parsed) {
-    ClearSecret(&grant.refresh_token);
-    problem(what);
-    return;
-  }
+  UserGrant grant = std::move(*parsed);
+  ClearSecret(&parsed->refresh_token);  // a short string's move copies it
   if (grant.app != app || grant.user_id != user_id) {
     problem("its sealed record names another app or user");
     return;

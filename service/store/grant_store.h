@@ -2,12 +2,15 @@
 #define TOKENBROKER_SERVICE_STORE_GRANT_STORE_H_
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace tokenbroker {
@@ -28,8 +31,9 @@ struct UserGrant {
   absl::Time updated_at;            // last write (rotation, re-auth mark)
   bool needs_reauthorization = false;
   std::string reauthorization_reason;  // no secrets; shown to operators
-  // Bumped by the caller on every Put; kept for compare-and-set in a shared
-  // store later.
+  // The record's version: every write of a record stores the version it
+  // replaced plus one (a store shared by several processes compares it:
+  // GrantStore::PutIfVersion). 0 is "no record".
   int64_t version = 0;
 };
 
@@ -49,6 +53,9 @@ struct GrantStoreLoad {
   // temporary file removed, a record that could not be re-sealed with the
   // current key and so still needs an old one).
   std::vector<std::string> warnings;
+  // Not OK when the store could not be listed to the end (a shared store
+  // that is down): `grants` may then lack records that are fine.
+  absl::Status error;
 };
 
 // Checks what every store requires of a grant before it is written:
@@ -60,11 +67,39 @@ absl::Status ValidateGrant(const UserGrant& grant);
 // The part of ValidateGrant() about the record's key (app and user_id).
 absl::Status ValidateGrantKey(absl::string_view app, absl::string_view user_id);
 
+// What PutIfVersion() checks before it writes: ValidateGrant(), and
+// grant.version above `expected_version` (INVALID_ARGUMENT otherwise).
+absl::Status ValidateVersionedPut(const UserGrant& grant,
+                                  int64_t expected_version);
+
+// The whole grant, refresh token included, as one JSON object: what a store
+// seals. A SECRET: clear it (ClearSecret) once sealed. The token is spliced
+// into a buffer sized up front, so no copy of it is left that the caller
+// cannot clear. Only for a grant ValidateGrant() accepted.
+std::string GrantRecordJson(const UserGrant& grant);
+
+// Reads what GrantRecordJson() wrote (after the seal authenticated it) and
+// clears `*json`. DATA_LOSS saying which field is missing or of the wrong
+// type ("its sealed record has no string \"user_id\"", ...), never quoting
+// the content.
+absl::StatusOr<UserGrant> ParseGrantRecordJson(std::string* json);
+
 // Persistent storage of user grants, one record per (app, user_id).
 // Implementations are thread-safe.
+//
+// A store is either local (FileGrantStore, whose directory one process
+// locks; MemoryGrantStore), written by this process alone, or shared
+// (RedisGrantStore), written by every replica: see IsShared().
 class GrantStore {
  public:
   virtual ~GrantStore() = default;
+
+  // True if other processes write the same records. A caller then keeps
+  // what it read as a cache: it re-reads (Read) and writes by
+  // compare-and-set (PutIfVersion). False (the default): this process's
+  // writes are the only ones, so a caller that serializes them knows every
+  // stored version and may use Put().
+  virtual bool IsShared() const { return false; }
 
   // Every record that could be read, plus a problem per record that could
   // not. Meant for start-up (it may write, e.g. to re-seal records).
@@ -81,6 +116,30 @@ class GrantStore {
   // INVALID_ARGUMENT (ValidateGrantKey), UNAVAILABLE or INTERNAL.
   virtual absl::Status Delete(absl::string_view app,
                               absl::string_view user_id) = 0;
+
+  // The record of (app, user_id), or nullopt if there is none. Errors:
+  // INVALID_ARGUMENT (ValidateGrantKey); DATA_LOSS for a record that exists
+  // but cannot be read (naming it, never a secret); UNAVAILABLE or INTERNAL
+  // for storage failures. The default reads every record (LoadAll()) and
+  // picks one: a record it cannot read shows as absent. Fine for a local
+  // store, which needs no re-reading (IsShared()); a shared store overrides
+  // it.
+  virtual absl::StatusOr<std::optional<UserGrant>> Read(
+      absl::string_view app, absl::string_view user_id);
+
+  // Put() if the stored record's version is `expected_version` (0: there is
+  // no record), atomically. Errors: ABORTED when it is another (someone
+  // else wrote or removed the record: re-read it; nothing is written);
+  // INVALID_ARGUMENT from ValidateGrant() or when grant.version is not above
+  // `expected_version` (versions only grow); Put()'s otherwise. The default
+  // is Read(), compare, Put() under a lock of this object: atomic for a
+  // store that nothing else writes meanwhile (a local store); a shared store
+  // overrides it.
+  virtual absl::Status PutIfVersion(const UserGrant& grant,
+                                    int64_t expected_version);
+
+ private:
+  absl::Mutex put_if_version_mu_;  // the default PutIfVersion()
 };
 
 }  // namespace tokenbroker

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/store/memory_grant_store.h"
 #include "tests/store/store_test_util.h"
 #include "tests/testing/status_matchers.h"
 
@@ -65,6 +66,53 @@ TEST(UserGrantTest, PrintToLeavesTheRefreshTokenOut) {
   EXPECT_THAT(printed, AllOf(HasSubstr("app"), HasSubstr("user-1"),
                              HasSubstr("view:environment"),
                              Not(HasSubstr(grant.refresh_token))));
+}
+
+TEST(GrantRecordJsonTest, RoundTripsAndClearsItsInput) {
+  UserGrant grant = SampleGrant("app", "user-1");
+  grant.refresh_token = "rt-SECRET-with\"quote\\and-backslash";
+  std::string json = GrantRecordJson(grant);
+  absl::StatusOr<UserGrant> parsed = ParseGrantRecordJson(&json);
+  ASSERT_THAT(parsed, IsOk());
+  EXPECT_TRUE(json.empty());
+  EXPECT_EQ(parsed->refresh_token, grant.refresh_token);
+  EXPECT_EQ(parsed->version, grant.version);
+  EXPECT_EQ(parsed->connected_at, grant.connected_at);
+  EXPECT_EQ(parsed->scopes, grant.scopes);
+
+  std::string broken = "{\"app\":\"app\",\"refresh_token\":\"rt-SECRET-x\"}";
+  EXPECT_THAT(
+      ParseGrantRecordJson(&broken),
+      StatusIs(absl::StatusCode::kDataLoss,
+               AllOf(HasSubstr("user_id"), Not(HasSubstr("rt-SECRET")))));
+  std::string garbage = "rt-SECRET-not-json";
+  EXPECT_THAT(ParseGrantRecordJson(&garbage),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr("not a JSON object"),
+                             Not(HasSubstr("rt-SECRET")))));
+}
+
+// The defaults a local store inherits (MemoryGrantStore overrides neither).
+TEST(GrantStoreDefaultsTest, ReadAndPutIfVersionCompareTheStoredVersion) {
+  MemoryGrantStore store;
+  GrantStore& base = store;
+  EXPECT_FALSE(base.IsShared());
+  EXPECT_THAT(base.Read("app", "u1"), IsOk());
+  EXPECT_FALSE(base.Read("app", "u1")->has_value());
+
+  UserGrant grant = SampleGrant("app", "u1");
+  grant.version = 1;
+  EXPECT_THAT(
+      base.PutIfVersion(grant, 1),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not above")));
+  EXPECT_THAT(base.PutIfVersion(grant, 0), IsOk());  // absent is version 0
+  EXPECT_EQ((*base.Read("app", "u1"))->version, 1);
+  grant.version = 2;
+  EXPECT_THAT(base.PutIfVersion(grant, 0),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("version 1")));
+  EXPECT_THAT(base.PutIfVersion(grant, 1), IsOk());
+  EXPECT_EQ((*base.Read("app", "u1"))->version, 2);
+  EXPECT_EQ(store.put_count(), 2);
 }
 
 }  // namespace
