@@ -50,7 +50,7 @@ struct RedisReply {
   enum class Type { kNil, kInteger, kString, kStatus, kArray };
   Type type = Type::kNil;
   int64_t integer = 0;
-  std::string str;  // kString (bulk) and kStatus.
+  std::string str;                   // kString (bulk) and kStatus.
   std::vector<RedisReply> elements;  // kArray.
 
   bool is_nil() const { return type == Type::kNil; }
@@ -60,12 +60,12 @@ using RedisCallback = absl::AnyInvocable<void(absl::StatusOr<RedisReply>)>;
 
 // What a client reports about its connections (health, metrics).
 struct RedisClientStats {
-  bool connected = false;         // Command connection up.
-  bool subscribed = false;        // Pub/sub connection up and subscribed.
-  int64_t commands = 0;           // Sent.
-  int64_t command_errors = 0;     // Answered with an error status.
-  int64_t reconnects = 0;         // Connections (re)made after the first.
-  std::string last_error;         // No secret.
+  bool connected = false;      // Command connection up.
+  bool subscribed = false;     // Pub/sub connection up and subscribed.
+  int64_t commands = 0;        // Sent.
+  int64_t command_errors = 0;  // Answered with an error status.
+  int64_t reconnects = 0;      // Connections (re)made after the first.
+  std::string last_error;      // No secret.
 };
 
 // An asynchronous Redis client over hiredis (Debian's libhiredis, async API)
@@ -77,11 +77,21 @@ struct RedisClientStats {
 // connection drops before the answer; DEADLINE_EXCEEDED after
 // command_timeout; INTERNAL for a Redis error reply (the message is Redis's
 // text, which never holds our arguments); CANCELLED when the client is
-// stopped first. Every callback runs exactly once, on the loop thread (or
-// inline with CANCELLED after Stop()), and must not block.
+// stopped first; RESOURCE_EXHAUSTED when 100000 commands are already
+// outstanding (Redis slow or down). Every callback runs exactly once, on the
+// loop thread (or inline with CANCELLED after Stop(), or inline with
+// RESOURCE_EXHAUSTED), and must not block.
+//
+// The client keeps nothing of the caller's but the callback: a caller that
+// may go away before the answer (an RPC, an object being destroyed) gives a
+// callback that owns what it touches (a shared_ptr, a weak_ptr it checks),
+// never a raw `this` that may dangle.
 //
 // Thread-safe. Stop() (or the destructor) answers everything pending with
-// CANCELLED and joins the thread; callbacks must not destroy the client.
+// CANCELLED and joins the thread; callbacks must not destroy the client
+// (Stop() from a callback only asks the loop to stop). Host names are
+// resolved (getaddrinfo) on the loop thread, so a slow resolver delays
+// only Redis traffic.
 class RedisClient {
  public:
   virtual ~RedisClient() = default;
@@ -116,16 +126,20 @@ class RedisClient {
   // store then. `on_state(false)` when it drops. Both on the loop thread.
   // At most one subscription per client; call before or after the
   // connection is up.
-  virtual void Subscribe(
-      std::vector<std::string> channels,
-      std::function<void(const std::string& channel,
-                         const std::string& payload)>
-          on_message,
-      std::function<void(bool subscribed)> on_state) = 0;
+  virtual void Subscribe(std::vector<std::string> channels,
+                         std::function<void(const std::string& channel,
+                                            const std::string& payload)>
+                             on_message,
+                         std::function<void(bool subscribed)> on_state) = 0;
 
   virtual RedisClientStats stats() const = 0;
 
   virtual void Stop() = 0;
+
+ protected:
+  // True on the client's own loop thread, where the *Sync helpers would
+  // wait for themselves (they fail FAILED_PRECONDITION there instead).
+  virtual bool OnLoopThread() const { return false; }
 };
 
 // Starts a client (its thread and first connection attempts); returns at

@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "service/redis/hiredis_reply.h"
 #include "tests/testing/poll_until.h"
 
 extern char** environ;
@@ -76,33 +77,6 @@ std::string Quote(const std::string& value) {
   return out + "\"";
 }
 
-RedisReply Convert(const redisReply& r) {
-  RedisReply out;
-  switch (r.type) {
-    case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::kString;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::kStatus;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = RedisReply::Type::kInteger;
-      out.integer = r.integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = RedisReply::Type::kArray;
-      for (size_t i = 0; i < r.elements; ++i) {
-        out.elements.push_back(Convert(*r.element[i]));
-      }
-      break;
-    default:
-      out.type = RedisReply::Type::kNil;
-  }
-  return out;
-}
-
 // Runs `args` on `c`; a Redis error reply becomes INTERNAL.
 absl::StatusOr<RedisReply> Run(redisContext* c,
                                const std::vector<std::string>& args) {
@@ -118,12 +92,7 @@ absl::StatusOr<RedisReply> Run(redisContext* c,
     return absl::UnavailableError(
         absl::StrCat("redis connection failed: ", c->errstr));
   }
-  absl::StatusOr<RedisReply> out;
-  if (reply->type == REDIS_REPLY_ERROR) {
-    out = absl::InternalError(std::string(reply->str, reply->len));
-  } else {
-    out = Convert(*reply);
-  }
+  absl::StatusOr<RedisReply> out = internal::FromHiredisReply(*reply);
   freeReplyObject(reply);
   return out;
 }
@@ -206,6 +175,17 @@ RedisAddress RedisServerProcess::redis_address() const {
   address.host = "127.0.0.1";
   address.port = port_;
   return address;
+}
+
+RedisOptions RedisServerProcess::ClientOptions() const {
+  RedisOptions options;
+  options.address = redis_address();
+  options.password = options_.password;
+  options.connect_timeout = absl::Seconds(2);
+  options.command_timeout = absl::Seconds(2);
+  options.reconnect_min = absl::Milliseconds(20);
+  options.reconnect_max = absl::Milliseconds(200);
+  return options;
 }
 
 absl::Status RedisServerProcess::WriteConfig() {

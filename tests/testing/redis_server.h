@@ -88,6 +88,10 @@ class RedisServerProcess {
   const std::string& dir() const { return dir_; }
   const std::string& password() const { return options_.password; }
 
+  // Client options for this server (address, password) with short test
+  // timeouts and reconnect delays (20 ms to 200 ms).
+  RedisOptions ClientOptions() const;
+
   // Runs one command on a fresh blocking hiredis connection (AUTH first when
   // the server has a password) and returns the answer; a Redis error reply
   // is INTERNAL with Redis's text, a connection problem UNAVAILABLE. For
