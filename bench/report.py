@@ -153,6 +153,32 @@ def main(micro_path, e2e_path, results_path, plot_path):
             check(targets, f"{r['grant_type']}: callers that waited after "
                   f"warm-up", r["waited_after_warmup"], 0, "==")
 
+    if "cycles" in e2e.get("replicas", {}):
+        r = e2e["replicas"]
+        print(f"\n== replicas: {r['token_lifetime_s']} s tokens, "
+              f"{r['duration_s']:.0f} s per run")
+        print(f"{'replicas':>8} {'shared':>6} {'cold/key':>8} "
+              f"{'per key per cycle':>17} {'calls/s':>8} {'errors':>6}")
+        for c in r["cycles"]:
+            print(f"{c['replicas']:>8} {str(c['shared_state']):>6} "
+                  f"{c['cold_upstream_requests'] / c['keys']:>8.2f} "
+                  f"{c['upstream_per_key_per_cycle']:>17.2f} "
+                  f"{c['throughput']:>8.0f} {c['errors'] + c['cold_errors']:>6}")
+            if c["shared_state"]:
+                check(targets, f"replicas={c['replicas']}: cold upstream "
+                      f"requests per key", c["cold_upstream_requests"] /
+                      c["keys"], 1, "==")
+        for row in r["hit_path"]["rows"]:
+            on, off = row["shared_state_on"], row["shared_state_off"]
+            print(f"   hits c={row['concurrency']}: shared on "
+                  f"{on['throughput']:.0f}/s p50 {on['p50_us']:.0f} us, off "
+                  f"{off['throughput']:.0f}/s p50 {off['p50_us']:.0f} us")
+        h = r["hit_path"]["redis_commands_during_hits"]
+        print(f"   Redis commands during {h['hits']} hits: {h['commands']} "
+              f"(idle, as long: {h['idle_commands']})")
+        check(targets, "replicas: Redis commands per 1000 hits",
+              h["commands_per_1000_hits"], 1, "<=")
+
     if "scale" in e2e:
         s = e2e["scale"]
         load = s["load"]

@@ -17,6 +17,9 @@
 //             broker: cold coalescing, then tokens of 3 s under steady
 //             load: upstream requests per key per cycle, callers that
 //             waited, latency.
+//   replicas  1, 3 and 10 token-broker processes over one redis-server,
+//             shared state on and off: upstream requests per key per cycle;
+//             the hit path on and off, and Redis commands during hits.
 //   scale     the token-broker binary in its own process with 10,000 cached
 //             keys and 1,000 client connections: RSS and GetToken p99.
 // rpc, call and coalesce share one in-process broker; user_refresh has its
@@ -46,7 +49,7 @@
 #include "service/common/log.h"
 
 ABSL_FLAG(std::string, scenarios,
-          "rpc,call,coalesce,refresh,user_refresh,scale",
+          "rpc,call,coalesce,refresh,user_refresh,replicas,scale",
           "Comma-separated scenarios to run.");
 ABSL_FLAG(std::string, out, "", "Write the results (JSON) here.");
 ABSL_FLAG(double, seconds, 2, "Measured seconds per rpc/call run.");
@@ -62,6 +65,10 @@ ABSL_FLAG(int, user_token_lifetime, 3,
           "user_refresh: access token lifetime (s) at the emulator.");
 ABSL_FLAG(double, user_seconds, 20,
           "user_refresh: measured seconds of each path.");
+ABSL_FLAG(std::string, replicas_counts, "1,3,10",
+          "replicas: how many replicas in each run.");
+ABSL_FLAG(double, replicas_seconds, 12,
+          "replicas: measured seconds of each cycles run.");
 ABSL_FLAG(int, scale_keys, 10000, "Cached keys in the scale scenario.");
 ABSL_FLAG(int, scale_connections, 1000, "Client connections (scale).");
 ABSL_FLAG(double, scale_seconds, 5, "Measured seconds of the scale load.");
@@ -152,6 +159,19 @@ int Main() {
     options.duration = Seconds(absl::GetFlag(FLAGS_user_seconds));
     options.audit = absl::GetFlag(FLAGS_audit);
     out["user_refresh"] = RunUserRefresh(options);
+  }
+  if (wants("replicas")) {
+    ReplicasOptions options;
+    options.replicas.clear();
+    for (absl::string_view n :
+         absl::StrSplit(absl::GetFlag(FLAGS_replicas_counts), ',')) {
+      if (int count = 0; absl::SimpleAtoi(n, &count) && count > 0) {
+        options.replicas.push_back(count);
+      }
+    }
+    options.duration = Seconds(absl::GetFlag(FLAGS_replicas_seconds));
+    options.hit_duration = Seconds(absl::GetFlag(FLAGS_seconds));
+    out["replicas"] = RunReplicas(options);
   }
   if (wants("scale")) {
     out["scale"] = RunScale(absl::GetFlag(FLAGS_scale_keys),

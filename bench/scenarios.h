@@ -67,6 +67,28 @@ struct UserRefreshOptions {
 };
 nlohmann::json RunUserRefresh(const UserRefreshOptions& options);
 
+// replicas: shared state on Redis (issue 13). One redis-server and the
+// emulator; token-broker processes with and without `shared_state.redis`.
+// Cycles: for each count in `replicas`, that many replicas, `keys` keys,
+// `callers_per_replica` closed-loop callers on each (one key each) for
+// `duration` with tokens of `token_lifetime_s`: cold upstream requests per
+// key and upstream requests per key per refresh cycle, shared state on and
+// off. Hit path: GetToken hits on one replica with shared state and one
+// without, in alternating rounds, and Redis's INFO commandstats over the
+// shared runs against an idle window as long (a hit sends no command).
+// Skipped (a note in the JSON) when redis-server is not installed.
+struct ReplicasOptions {
+  std::vector<int> replicas = {1, 3, 10};
+  int keys = 4;
+  int callers_per_replica = 4;
+  int token_lifetime_s = 3;
+  absl::Duration duration = absl::Seconds(12);
+  std::vector<int> hit_concurrency = {1, 16};
+  int hit_rounds = 3;
+  absl::Duration hit_duration = absl::Seconds(2);
+};
+nlohmann::json RunReplicas(const ReplicasOptions& options);
+
 }  // namespace tokenbroker::bench
 
 #endif  // TOKENBROKER_BENCH_SCENARIOS_H_
