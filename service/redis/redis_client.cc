@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -27,7 +28,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "service/common/backoff_policy.h"
 #include "service/common/log.h"
@@ -52,13 +52,21 @@
 //   callback, where 0.14's connect/disconnect callbacks would make that a
 //   use after free); callbacks only record what happened and the loop acts.
 // - Time here is I/O timing (poll timeouts, deadlines of requests on the
-//   wire), so it reads the real clock: no token logic depends on it.
+//   wire), so it reads the (monotonic) clock itself: no token logic depends
+//   on it.
 
 namespace tokenbroker {
 namespace {
 
 // Requests queued, waiting for a connection or on the wire, at most.
 constexpr size_t kMaxOutstanding = 100000;
+
+// Deadlines and poll timeouts are measured on the monotonic clock: a step of
+// the wall clock must neither expire every command nor stall the timeouts.
+absl::Time MonotonicNow() {
+  return absl::UnixEpoch() +
+         absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+}
 
 std::string Describe(const RedisAddress& address) {
   if (!address.unix_path.empty()) return "unix:" + address.unix_path;
@@ -195,7 +203,7 @@ class RedisClientImpl final : public RedisClient {
     auto request = std::make_unique<Request>();
     request->args = std::move(args);
     request->done = std::move(done);
-    request->deadline = absl::Now() + options_.command_timeout;
+    request->deadline = MonotonicNow() + options_.command_timeout;
     absl::Status refused;
     {
       absl::MutexLock lock(&mu_);
@@ -250,8 +258,10 @@ class RedisClientImpl final : public RedisClient {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
-      if (subscribed_once_) {
-        LogError("RedisClient::Subscribe called twice; ignored");
+      if (subscribed_once_ || channels.empty()) {
+        LogError(
+            "RedisClient::Subscribe called twice or without channels; "
+            "ignored");
         return;
       }
       subscribed_once_ = true;
@@ -305,7 +315,7 @@ class RedisClientImpl final : public RedisClient {
         absl::MutexLock lock(&mu_);
         if (stopping_) break;
       }
-      absl::Time now = absl::Now();
+      absl::Time now = MonotonicNow();
       Pump(now);
 
       std::vector<pollfd> fds;
@@ -320,7 +330,7 @@ class RedisClientImpl final : public RedisClient {
         fds.push_back({conn->ac->c.fd, events, 0});
         owners.push_back(conn);
       }
-      absl::Duration wait = NextDeadline() - absl::Now();
+      absl::Duration wait = NextDeadline() - MonotonicNow();
       int timeout_ms = 60000;
       if (wait < absl::Milliseconds(60000)) {
         timeout_ms = static_cast<int>(std::max<int64_t>(
@@ -363,15 +373,15 @@ class RedisClientImpl final : public RedisClient {
           next = std::min(next, conn->step_deadline);
           break;
         case Phase::kReady:
-          for (const Request* request : conn->inflight) {
-            next = std::min(next, request->deadline);
+          // Sent in the order they were submitted, so the first is due
+          // first.
+          if (!conn->inflight.empty()) {
+            next = std::min(next, conn->inflight.front()->deadline);
           }
           break;
       }
     }
-    for (const auto& request : waiting_) {
-      next = std::min(next, request->deadline);
-    }
+    if (!waiting_.empty()) next = std::min(next, waiting_.front()->deadline);
     return next;
   }
 
@@ -398,10 +408,9 @@ class RedisClientImpl final : public RedisClient {
     if (commands_.phase == Phase::kReady) {
       bool expired = false;
       for (Request* request : commands_.inflight) {
-        if (request->deadline <= now) {
-          request->timed_out = true;
-          expired = true;
-        }
+        if (request->deadline > now) break;  // In deadline order.
+        request->timed_out = true;
+        expired = true;
       }
       if (expired) {
         std::string why = "a command got no answer within the command timeout";

@@ -37,6 +37,25 @@ std::unique_ptr<RedisClient> StartClient(RedisOptions options) {
   return client.ok() ? std::move(*client) : nullptr;
 }
 
+// Command() and wait for the answer, at most 30 s (a safety bound: a client
+// that never answers fails the test instead of hanging it).
+absl::StatusOr<RedisReply> Await(RedisClient& client,
+                                 std::vector<std::string> args) {
+  struct State {
+    absl::Notification done;
+    absl::StatusOr<RedisReply> result;
+  };
+  auto state = std::make_shared<State>();
+  client.Command(std::move(args), [state](absl::StatusOr<RedisReply> reply) {
+    state->result = std::move(reply);
+    state->done.Notify();
+  });
+  if (!state->done.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+    return absl::InternalError("the client never answered");
+  }
+  return std::move(state->result);
+}
+
 bool WaitConnected(const RedisClient& client, bool connected = true) {
   return PollUntil([&] { return client.stats().connected == connected; });
 }
@@ -290,12 +309,13 @@ TEST_F(RedisClientTest, PausedServerGivesDeadlineExceededThenRecovers) {
   ASSERT_TRUE(WaitConnected(*client_));
 
   ASSERT_THAT(server_->Pause(), IsOk());
-  EXPECT_THAT(client_->CommandSync({"PING"}),
+  EXPECT_THAT(Await(*client_, {"PING"}),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
   // The connection is dropped (its answers would be out of step).
   ASSERT_TRUE(WaitConnected(*client_, false));
   // Reconnecting to a hung server does not succeed.
-  EXPECT_THAT(client_->CommandSync({"PING"}), Not(IsOk()));
+  EXPECT_THAT(Await(*client_, {"PING"}),
+              StatusIs(absl::StatusCode::kUnavailable));
 
   ASSERT_THAT(server_->Resume(), IsOk());
   ASSERT_TRUE(PollUntil([&] { return client_->CommandSync({"PING"}).ok(); }));
@@ -331,6 +351,30 @@ TEST_F(RedisClientTest, StopCancelsQueuedAndInFlightExactlyOnce) {
   client_.reset();  // Stop() again, through the destructor: no second call.
   calls = recorder.calls();
   for (int i = 0; i <= kCommands; ++i) EXPECT_EQ(calls[i], 1);
+  ASSERT_THAT(server_->Resume(), IsOk());
+}
+
+TEST_F(RedisClientTest, OutstandingCommandsAreBounded) {
+  client_.reset();
+  RedisOptions options = server_->ClientOptions();
+  options.command_timeout = absl::Seconds(60);
+  client_ = StartClient(options);
+  ASSERT_TRUE(WaitConnected(*client_));
+  ASSERT_THAT(server_->Pause(), IsOk());
+  constexpr int kBound = 100000;
+  std::atomic<int> cancelled{0};
+  for (int i = 0; i < kBound; ++i) {
+    client_->Command({"PING"}, [&](absl::StatusOr<RedisReply> reply) {
+      if (reply.status().code() == absl::StatusCode::kCancelled) ++cancelled;
+    });
+  }
+  absl::Status over;
+  client_->Command({"PING"}, [&](absl::StatusOr<RedisReply> reply) {
+    over = reply.status();  // Inline: the queue is full.
+  });
+  EXPECT_THAT(over, StatusIs(absl::StatusCode::kResourceExhausted));
+  client_->Stop();
+  EXPECT_EQ(cancelled.load(), kBound);
   ASSERT_THAT(server_->Resume(), IsOk());
 }
 
