@@ -3,9 +3,16 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <optional>
+#include <string>
+#include <tuple>
 #include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "service/common/log.h"
 
 namespace tokenbroker {
@@ -14,6 +21,10 @@ namespace {
 void Cleanse(std::string& secret) {
   OPENSSL_cleanse(secret.data(), secret.size());
 }
+
+// Connect() reads the stored version and writes the next by compare-and-set;
+// another replica writing in between makes it try again, this many times.
+constexpr int kConnectAttempts = 5;
 
 std::string ConnectAgain(absl::string_view app) {
   return absl::StrCat("connect the user again: tokenbrokerctl connect ", app);
@@ -30,12 +41,12 @@ RefreshCredential::RefreshCredential(RefreshCredential&& other) noexcept
 RefreshCredential::~RefreshCredential() { Cleanse(refresh_token); }
 
 UserGrants::UserGrants(GrantStore& store, const Clock& clock)
-    : store_(store), clock_(clock) {}
+    : store_(store), clock_(clock), shared_(store.IsShared()) {}
 
 UserGrants::~UserGrants() {
   writer_.Drain();
   absl::MutexLock lock(&mu_);
-  for (auto& [key, grant] : grants_) Cleanse(grant.refresh_token);
+  for (auto& [key, entry] : grants_) Cleanse(entry.grant.refresh_token);
 }
 
 std::vector<std::string> UserGrants::Load() {
@@ -43,13 +54,33 @@ std::vector<std::string> UserGrants::Load() {
   for (const std::string& warning : load.warnings) {
     LogWarning(absl::StrCat("grant store: ", warning));
   }
-  absl::MutexLock lock(&mu_);
-  for (UserGrant& grant : load.grants) {
-    grant.version = next_version_++;
-    Key key(grant.app, grant.user_id);
-    grants_[std::move(key)] = std::move(grant);
+  if (!load.error.ok()) {
+    load.problems.push_back(
+        absl::StrCat("the grant store could not be read to the end (",
+                     load.error.message(), "): some grants may be missing"));
   }
+  absl::MutexLock lock(&mu_);
+  for (UserGrant& grant : load.grants) AdoptLocked(std::move(grant));
   return std::move(load.problems);
+}
+
+void UserGrants::SetWriteListener(WriteListener listener) {
+  absl::MutexLock lock(&mu_);
+  listener_ = std::move(listener);
+}
+
+void UserGrants::AdoptLocked(UserGrant grant) {
+  Entry& entry = grants_[Key(grant.app, grant.user_id)];
+  Cleanse(entry.grant.refresh_token);
+  entry.stored_version = grant.version;
+  entry.grant = std::move(grant);
+}
+
+void UserGrants::EraseLocked(const Key& key) {
+  auto it = grants_.find(key);
+  if (it == grants_.end()) return;
+  Cleanse(it->second.grant.refresh_token);
+  grants_.erase(it);
 }
 
 UserGrantSummary UserGrants::Summarize(const UserGrant& grant) {
@@ -65,32 +96,79 @@ UserGrantSummary UserGrants::Summarize(const UserGrant& grant) {
   return summary;
 }
 
+absl::Status UserGrants::StoreWrite(const UserGrant& grant, int64_t based_on) {
+  return shared_ ? store_.PutIfVersion(grant, based_on) : store_.Put(grant);
+}
+
+void UserGrants::Written(const Key& key, int64_t version) {
+  WriteListener listener;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = grants_.find(key);
+    // Not found: forgotten meanwhile (removed on another replica).
+    if (it != grants_.end() && it->second.grant.version == version) {
+      it->second.stored_version = version;
+    }
+    listener = listener_;
+  }
+  if (listener) listener(key.first, key.second, version);
+}
+
 absl::Status UserGrants::Connect(UserGrant grant) {
   absl::MutexLock write_lock(&write_mu_);
   grant.updated_at = clock_.Now();
   grant.needs_reauthorization = false;
   grant.reauthorization_reason.clear();
-  {
-    absl::MutexLock lock(&mu_);
-    grant.version = next_version_++;
+  const Key key(grant.app, grant.user_id);
+  absl::Status stored;
+  for (int attempt = 0; attempt < kConnectAttempts; ++attempt) {
+    // Replaces whatever is stored: the next version of the stored one.
+    int64_t based_on = 0;
+    if (shared_) {
+      absl::StatusOr<std::optional<UserGrant>> current =
+          store_.Read(grant.app, grant.user_id);
+      if (!current.ok()) {
+        stored = current.status();
+        break;
+      }
+      if (current->has_value()) {
+        based_on = (*current)->version;
+        Cleanse((*current)->refresh_token);
+      }
+    } else {
+      absl::MutexLock lock(&mu_);
+      auto it = grants_.find(key);
+      if (it != grants_.end()) based_on = it->second.grant.version;
+    }
+    grant.version = based_on + 1;
+    stored = StoreWrite(grant, based_on);
+    if (!absl::IsAborted(stored)) break;
   }
-  absl::Status stored = store_.Put(grant);
   if (!stored.ok()) {
     Cleanse(grant.refresh_token);
+    if (absl::IsAborted(stored)) {
+      return absl::AbortedError(absl::StrCat(
+          "app ", key.first,
+          ": the user's grant kept changing in the store (other replicas "
+          "writing it); connect the user again"));
+    }
     return stored;
   }
-  absl::MutexLock lock(&mu_);
-  UserGrant& slot = grants_[Key(grant.app, grant.user_id)];
-  Cleanse(slot.refresh_token);
-  slot = std::move(grant);
+  const int64_t version = grant.version;
+  {
+    absl::MutexLock lock(&mu_);
+    AdoptLocked(std::move(grant));
+  }
+  Written(key, version);
+  WriteBackAll().IgnoreError();  // Logged; tried again by the next write.
   return absl::OkStatus();
 }
 
 std::vector<UserGrantSummary> UserGrants::List(absl::string_view app) const {
   std::vector<UserGrantSummary> out;
   absl::MutexLock lock(&mu_);
-  for (const auto& [key, grant] : grants_) {
-    if (app.empty() || key.first == app) out.push_back(Summarize(grant));
+  for (const auto& [key, entry] : grants_) {
+    if (app.empty() || key.first == app) out.push_back(Summarize(entry.grant));
   }
   std::sort(out.begin(), out.end(),
             [](const UserGrantSummary& a, const UserGrantSummary& b) {
@@ -105,7 +183,7 @@ std::optional<UserGrantSummary> UserGrants::Find(
   absl::MutexLock lock(&mu_);
   auto it = grants_.find(Key(app, user_id));
   if (it == grants_.end()) return std::nullopt;
-  return Summarize(it->second);
+  return Summarize(it->second.grant);
 }
 
 absl::StatusOr<UserGrantSummary> UserGrants::Resolve(
@@ -115,7 +193,7 @@ absl::StatusOr<UserGrantSummary> UserGrants::Resolve(
   int count = 0;
   for (auto it = grants_.lower_bound(Key(app, "")); it != grants_.end(); ++it) {
     if (it->first.first != app) break;
-    const UserGrant& grant = it->second;
+    const UserGrant& grant = it->second.grant;
     if (user.empty()) {
       only = &grant;
       ++count;
@@ -149,7 +227,7 @@ absl::StatusOr<RefreshCredential> UserGrants::BorrowRefreshToken(
     return absl::FailedPreconditionError(absl::StrCat(
         "app ", app, ": the user's grant was removed; ", ConnectAgain(app)));
   }
-  const UserGrant& grant = it->second;
+  const UserGrant& grant = it->second.grant;
   if (grant.needs_reauthorization) {
     return absl::FailedPreconditionError(
         absl::StrCat("app ", app, ": the grant of user ", grant.username,
@@ -164,17 +242,82 @@ absl::StatusOr<RefreshCredential> UserGrants::BorrowRefreshToken(
   return credential;
 }
 
-absl::Status UserGrants::Persist(const Key& key) {
+absl::Status UserGrants::ReRead(const Key& key) {
+  absl::StatusOr<std::optional<UserGrant>> read =
+      store_.Read(key.first, key.second);
+  if (!read.ok()) return read.status();
+  absl::MutexLock lock(&mu_);
+  auto it = grants_.find(key);
+  if (!read->has_value()) {
+    if (it != grants_.end()) {
+      LogWarning(
+          "a user grant is no longer in the shared store (removed by another "
+          "replica, or the store lost it): forgotten here",
+          {{"app", key.first}, {"user_id", key.second}});
+      EraseLocked(key);
+    }
+    return absl::OkStatus();
+  }
+  UserGrant& stored = **read;
+  if (it == grants_.end() || it->second.dirty() ||
+      it->second.grant.version != stored.version) {
+    AdoptLocked(std::move(stored));
+  }
+  Cleanse(stored.refresh_token);
+  return absl::OkStatus();
+}
+
+absl::Status UserGrants::WriteBackOne(const Key& key) {
   UserGrant copy;
+  int64_t based_on = 0;
   {
     absl::MutexLock lock(&mu_);
     auto it = grants_.find(key);
-    if (it == grants_.end()) return absl::OkStatus();
-    copy = it->second;
+    if (it == grants_.end() || !it->second.dirty()) return absl::OkStatus();
+    copy = it->second.grant;
+    based_on = it->second.stored_version;
   }
-  absl::Status stored = store_.Put(copy);
+  absl::Status status = StoreWrite(copy, based_on);
   Cleanse(copy.refresh_token);
-  return stored;
+  if (status.ok()) {
+    LogInfo(
+        "a user grant rotated while the store could not be written is "
+        "written back",
+        {{"app", key.first}, {"user_id", key.second}});
+    Written(key, copy.version);
+    return absl::OkStatus();
+  }
+  if (!absl::IsAborted(status)) return status;
+  // The conflict rule: the store's record wins over ours.
+  LogWarning(
+      "a user grant was changed in the shared store while this replica could "
+      "not write its rotated refresh token: the store's grant wins, this "
+      "replica's refresh token is dropped",
+      {{"app", key.first},
+       {"user_id", key.second},
+       {"dropped_version", copy.version},
+       {"based_on_version", based_on}});
+  return ReRead(key);
+}
+
+absl::Status UserGrants::WriteBackAll() {
+  std::vector<Key> dirty;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, entry] : grants_) {
+      if (entry.dirty()) dirty.push_back(key);
+    }
+  }
+  for (const Key& key : dirty) {
+    if (absl::Status status = WriteBackOne(key); !status.ok()) {
+      LogWarning("a user grant could not be written back to the store yet",
+                 {{"app", key.first},
+                  {"user_id", key.second},
+                  {"error", std::string(status.message())}});
+      return status;
+    }
+  }
+  return absl::OkStatus();
 }
 
 void UserGrants::StoreRotated(std::string app, std::string user_id,
@@ -186,23 +329,50 @@ void UserGrants::StoreRotated(std::string app, std::string user_id,
     absl::Status status;
     {
       absl::MutexLock write_lock(&write_mu_);
+      UserGrant copy;
+      int64_t based_on = 0;
       {
         absl::MutexLock lock(&mu_);
         auto it = grants_.find(key);
-        if (it == grants_.end() || it->second.version != version) {
+        if (it == grants_.end() || it->second.grant.version != version) {
           status = absl::AbortedError(absl::StrCat(
               "app ", key.first,
               ": the user's grant was replaced or removed during a refresh"));
         } else {
           // Memory first: this refresh token is the only one that works now,
           // whether or not the store takes it.
-          Cleanse(it->second.refresh_token);
-          it->second.refresh_token = refresh_token;
-          it->second.updated_at = clock_.Now();
-          it->second.version = next_version_++;
+          UserGrant& grant = it->second.grant;
+          Cleanse(grant.refresh_token);
+          grant.refresh_token = refresh_token;
+          grant.updated_at = clock_.Now();
+          grant.version = version + 1;
+          copy = grant;
+          based_on = it->second.stored_version;
         }
       }
-      if (status.ok()) status = Persist(key);
+      if (status.ok()) {
+        status = StoreWrite(copy, based_on);
+        Cleanse(copy.refresh_token);
+        if (status.ok()) {
+          Written(key, copy.version);
+          WriteBackAll().IgnoreError();  // Logged.
+        } else if (absl::IsAborted(status)) {
+          // Another replica rotated or replaced the grant since it was lent:
+          // its record wins; this refresh token is never used again.
+          if (absl::Status reread = ReRead(key); !reread.ok()) {
+            // Still dirty: WriteBack() settles it by the same rule.
+            LogWarning(
+                "could not re-read a user grant that another replica "
+                "changed",
+                {{"app", key.first},
+                 {"user_id", key.second},
+                 {"error", std::string(reread.message())}});
+          }
+          status = absl::AbortedError(absl::StrCat(
+              "app ", key.first,
+              ": another replica changed the user's grant during a refresh"));
+        }
+      }
     }
     Cleanse(refresh_token);
     if (!status.ok() && !absl::IsAborted(status)) {
@@ -220,16 +390,31 @@ void UserGrants::MarkNeedsReauthorization(std::string app, std::string user_id,
   writer_.Post([this, key = Key(std::move(app), std::move(user_id)), version,
                 reason = std::move(reason)] {
     absl::MutexLock write_lock(&write_mu_);
+    UserGrant copy;
+    int64_t based_on = 0;
     {
       absl::MutexLock lock(&mu_);
       auto it = grants_.find(key);
-      if (it == grants_.end() || it->second.version != version) return;
-      it->second.needs_reauthorization = true;
-      it->second.reauthorization_reason = reason;
-      it->second.updated_at = clock_.Now();
-      it->second.version = next_version_++;
+      if (it == grants_.end() || it->second.grant.version != version) return;
+      UserGrant& grant = it->second.grant;
+      grant.needs_reauthorization = true;
+      grant.reauthorization_reason = reason;
+      grant.updated_at = clock_.Now();
+      grant.version = version + 1;
+      copy = grant;
+      based_on = it->second.stored_version;
     }
-    if (absl::Status stored = Persist(key); !stored.ok()) {
+    absl::Status stored = StoreWrite(copy, based_on);
+    Cleanse(copy.refresh_token);
+    if (stored.ok()) {
+      Written(key, copy.version);
+      WriteBackAll().IgnoreError();  // Logged.
+    } else if (absl::IsAborted(stored)) {
+      // Another replica wrote the grant (likely rotated it: which is why
+      // this replica's token was refused): its record wins.
+      stored = ReRead(key);
+    }
+    if (!stored.ok()) {
       LogError(
           absl::StrCat("grant store: could not mark a grant of app ", key.first,
                        " as needing re-authorization: ", stored.message()));
@@ -240,21 +425,165 @@ void UserGrants::MarkNeedsReauthorization(std::string app, std::string user_id,
 absl::StatusOr<std::string> UserGrants::Remove(absl::string_view app,
                                                absl::string_view user_id) {
   absl::MutexLock write_lock(&write_mu_);
+  const Key key(app, user_id);
+  std::optional<Entry> held;
   {
     absl::MutexLock lock(&mu_);
-    if (grants_.find(Key(app, user_id)) == grants_.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("app ", app, " has no grant of that user"));
+    auto it = grants_.find(key);
+    if (it != grants_.end()) held = it->second;
+  }
+  std::optional<UserGrant> stored;
+  bool unreadable = false;
+  if (shared_) {
+    absl::StatusOr<std::optional<UserGrant>> read = store_.Read(app, user_id);
+    if (read.ok()) {
+      stored = *std::move(read);
+    } else if (absl::IsDataLoss(read.status())) {
+      unreadable = true;
+    } else {
+      if (held.has_value()) Cleanse(held->grant.refresh_token);
+      return read.status();
     }
   }
+  if (!held.has_value() && !stored.has_value() && !unreadable) {
+    return absl::NotFoundError(
+        absl::StrCat("app ", app, " has no grant of that user"));
+  }
   if (absl::Status deleted = store_.Delete(app, user_id); !deleted.ok()) {
+    if (held.has_value()) Cleanse(held->grant.refresh_token);
+    if (stored.has_value()) Cleanse(stored->refresh_token);
     return deleted;
   }
-  absl::MutexLock lock(&mu_);
-  auto it = grants_.find(Key(app, user_id));
-  std::string refresh_token = std::move(it->second.refresh_token);
-  grants_.erase(it);
+  {
+    absl::MutexLock lock(&mu_);
+    EraseLocked(key);
+  }
+  // The newest refresh token known: ours if it is a rotation the store has
+  // not seen (dirty, over what is stored), else the store's.
+  const bool ours_newer =
+      held.has_value() &&
+      (!stored.has_value() ||
+       (held->dirty() && held->stored_version == stored->version));
+  std::string refresh_token;
+  if (ours_newer) {
+    refresh_token = std::move(held->grant.refresh_token);
+  } else if (stored.has_value()) {
+    refresh_token = std::move(stored->refresh_token);
+  }
+  if (held.has_value()) Cleanse(held->grant.refresh_token);
+  if (stored.has_value()) Cleanse(stored->refresh_token);
+  if (!held.has_value() && !stored.has_value()) {
+    return absl::DataLossError(absl::StrCat(
+        "app ", app,
+        ": the user's stored grant could not be read; it is deleted, but its "
+        "refresh token could not be revoked at the server"));
+  }
   return refresh_token;
+}
+
+absl::Status UserGrants::RefreshOne(const Key& key) {
+  bool dirty = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = grants_.find(key);
+    dirty = it != grants_.end() && it->second.dirty();
+  }
+  // A dirty grant is written back first, or gives way to the store's.
+  if (dirty) return WriteBackOne(key);
+  return ReRead(key);
+}
+
+void UserGrants::Refresh(std::string app, std::string user_id, Done done) {
+  if (!shared_) {
+    done(absl::OkStatus());
+    return;
+  }
+  writer_.Post([this, key = Key(std::move(app), std::move(user_id)),
+                done = std::move(done)]() mutable {
+    absl::Status status;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      status = RefreshOne(key);
+    }
+    done(std::move(status));
+  });
+}
+
+bool UserGrants::HoldsClean(const Key& key, int64_t version) const {
+  absl::MutexLock lock(&mu_);
+  auto it = grants_.find(key);
+  return it != grants_.end() && !it->second.dirty() &&
+         it->second.grant.version == version;
+}
+
+void UserGrants::Adopt(std::string app, std::string user_id, int64_t version) {
+  Key key(std::move(app), std::move(user_id));
+  // This replica's own write, or one it has seen already.
+  if (!shared_ || HoldsClean(key, version)) return;
+  writer_.Post([this, key = std::move(key), version] {
+    absl::MutexLock write_lock(&write_mu_);
+    if (HoldsClean(key, version)) return;
+    if (absl::Status status = RefreshOne(key); !status.ok()) {
+      LogWarning("could not re-read a user grant another replica wrote",
+                 {{"app", key.first},
+                  {"user_id", key.second},
+                  {"error", std::string(status.message())}});
+    }
+  });
+}
+
+void UserGrants::Forget(absl::string_view app, absl::string_view user_id) {
+  absl::MutexLock lock(&mu_);
+  EraseLocked(Key(app, user_id));
+}
+
+void UserGrants::WriteBack(Done done) {
+  writer_.Post([this, done = std::move(done)]() mutable {
+    absl::Status status;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      status = WriteBackAll();
+    }
+    if (done) done(std::move(status));
+  });
+}
+
+void UserGrants::Resync(Done done) {
+  if (!shared_) {
+    if (done) done(absl::OkStatus());
+    return;
+  }
+  writer_.Post([this, done = std::move(done)]() mutable {
+    absl::Status status;
+    {
+      absl::MutexLock write_lock(&write_mu_);
+      WriteBackAll().IgnoreError();  // Logged; a dirty grant is kept.
+      GrantStoreLoad load = store_.LoadAll();
+      for (const std::string& problem : load.problems) {
+        LogWarning(
+            absl::StrCat("grant store: a grant could not be read: ", problem));
+      }
+      absl::MutexLock lock(&mu_);
+      for (UserGrant& grant : load.grants) {
+        auto it = grants_.find(Key(grant.app, grant.user_id));
+        if (it == grants_.end() ||
+            (!it->second.dirty() &&
+             it->second.grant.version != grant.version)) {
+          AdoptLocked(std::move(grant));
+        }
+        Cleanse(grant.refresh_token);
+      }
+      status = load.error;
+    }
+    if (done) done(std::move(status));
+  });
+}
+
+int UserGrants::DirtyCount() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(
+      std::count_if(grants_.begin(), grants_.end(),
+                    [](const auto& item) { return item.second.dirty(); }));
 }
 
 void UserGrants::Drain() { writer_.Drain(); }

@@ -171,5 +171,68 @@ TEST_F(UserGrantsTest, ConcurrentRotationsOfDifferentUsers) {
   }
 }
 
+TEST_F(UserGrantsTest, VersionsArePerGrantAndGrowFromTheStoredOne) {
+  UserGrant stored = Grant("viewer", "u-1", "alice", "rt-a");
+  stored.version = 7;
+  ASSERT_THAT(store_.Put(stored), IsOk());
+  EXPECT_TRUE(grants_.Load().empty());
+  const int64_t lent = grants_.BorrowRefreshToken("viewer", "u-1")->version;
+  EXPECT_EQ(lent, 7);
+  ASSERT_THAT(Rotate("u-1", lent, "rt-b"), IsOk());
+  EXPECT_EQ(store_.Get("viewer", "u-1")->version, 8);
+  // Another user's grant has versions of its own.
+  ASSERT_THAT(grants_.Connect(Grant("viewer", "u-2", "bob", "rt-c")), IsOk());
+  EXPECT_EQ(store_.Get("viewer", "u-2")->version, 1);
+  ASSERT_THAT(grants_.Connect(Grant("viewer", "u-1", "alice", "rt-d")), IsOk());
+  EXPECT_EQ(store_.Get("viewer", "u-1")->version, 9);
+}
+
+TEST_F(UserGrantsTest, ARotationTheStoreRefusedIsWrittenByTheNextWrite) {
+  ASSERT_THAT(grants_.Connect(Grant("viewer", "u-1", "alice", "rt-a")), IsOk());
+  ASSERT_THAT(grants_.Connect(Grant("viewer", "u-2", "bob", "rt-b")), IsOk());
+  store_.SetFailure(absl::UnavailableError("disk full"));
+  const int64_t lent = grants_.BorrowRefreshToken("viewer", "u-1")->version;
+  EXPECT_THAT(Rotate("u-1", lent, "rt-a2"),
+              StatusIs(absl::StatusCode::kUnavailable));
+  // Kept in memory: the only refresh token that works now.
+  EXPECT_EQ(grants_.BorrowRefreshToken("viewer", "u-1")->refresh_token,
+            "rt-a2");
+  EXPECT_EQ(store_.Get("viewer", "u-1")->refresh_token, "rt-a");
+  store_.SetFailure(absl::OkStatus());
+  // A write of ANOTHER grant writes it too.
+  const int64_t lent_b = grants_.BorrowRefreshToken("viewer", "u-2")->version;
+  ASSERT_THAT(Rotate("u-2", lent_b, "rt-b2"), IsOk());
+  EXPECT_EQ(store_.Get("viewer", "u-1")->refresh_token, "rt-a2");
+}
+
+TEST_F(UserGrantsTest, WriteBackAndTheSharedStoreHooksWithALocalStore) {
+  ASSERT_THAT(grants_.Connect(Grant("viewer", "u-1", "alice", "rt-a")), IsOk());
+  store_.SetFailure(absl::UnavailableError("disk full"));
+  ASSERT_THAT(Rotate("u-1", 1, "rt-b"),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(grants_.DirtyCount(), 1);
+  absl::Notification written;
+  absl::Status write_back;
+  store_.SetFailure(absl::OkStatus());
+  grants_.WriteBack([&](absl::Status status) {
+    write_back = status;
+    written.Notify();
+  });
+  written.WaitForNotification();
+  EXPECT_THAT(write_back, IsOk());
+  EXPECT_EQ(grants_.DirtyCount(), 0);
+  EXPECT_EQ(store_.Get("viewer", "u-1")->refresh_token, "rt-b");
+
+  // The index is the truth: nothing to re-read.
+  absl::Status refreshed = absl::UnknownError("not called");
+  grants_.Refresh("viewer", "u-1",
+                  [&](absl::Status status) { refreshed = status; });
+  EXPECT_THAT(refreshed, IsOk());
+  grants_.Adopt("viewer", "u-1", 99);
+  grants_.Drain();
+  EXPECT_EQ(grants_.BorrowRefreshToken("viewer", "u-1")->version, 2);
+  EXPECT_EQ(store_.put_count(), 2);
+}
+
 }  // namespace
 }  // namespace tokenbroker
