@@ -607,5 +607,53 @@ TEST(RedisClientSentinelTest, AsksTheSentinelsForTheMaster) {
               StatusIs(absl::StatusCode::kUnavailable));
 }
 
+TEST(RedisClientSentinelTest, FollowsAFailover) {
+  TB_SKIP_WITHOUT_REDIS_SERVER();
+  std::unique_ptr<RedisServerProcess> master = RedisServerProcess::StartNew();
+  ASSERT_NE(master, nullptr);
+  RedisServerOptions replica_options;
+  replica_options.extra_config = {
+      absl::StrCat("replicaof 127.0.0.1 ", master->port())};
+  std::unique_ptr<RedisServerProcess> replica =
+      RedisServerProcess::StartNew(replica_options);
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(PollUntil([&] {
+    absl::StatusOr<RedisReply> info = master->Cli({"INFO", "replication"});
+    return info.ok() && absl::StrContains(info->str, "connected_slaves:1");
+  }));
+  std::unique_ptr<RedisServerProcess> sentinel =
+      RedisServerProcess::StartSentinel(*master, "mymaster");
+  ASSERT_NE(sentinel, nullptr);
+  // The Sentinel must know the replica before it can promote it.
+  ASSERT_TRUE(PollUntil([&] {
+    absl::StatusOr<RedisReply> replicas =
+        sentinel->Cli({"SENTINEL", "replicas", "mymaster"});
+    return replicas.ok() && replicas->elements.size() == 1;
+  }));
+
+  RedisOptions options;
+  options.sentinels = {sentinel->redis_address()};
+  options.sentinel_master = "mymaster";
+  options.reconnect_min = absl::Milliseconds(20);
+  options.reconnect_max = absl::Milliseconds(200);
+  std::unique_ptr<RedisClient> client = StartClient(options);
+  ASSERT_THAT(client->CommandSync({"SET", "before", "1"}), IsOk());
+
+  ASSERT_THAT(master->Kill(), IsOk());
+  // The Sentinel promotes the replica; the client asks again on reconnect
+  // and writes reach the new master.
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return client->CommandSync({"SET", "after", "2"}).ok();
+      },
+      absl::Seconds(60), absl::Milliseconds(50)));
+  absl::StatusOr<RedisReply> role = replica->Cli({"ROLE"});
+  ASSERT_THAT(role, IsOk());
+  EXPECT_EQ(role->elements[0].str, "master");
+  absl::StatusOr<RedisReply> after = replica->Cli({"GET", "after"});
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->str, "2");
+}
+
 }  // namespace
 }  // namespace tokenbroker
