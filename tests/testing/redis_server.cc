@@ -5,7 +5,7 @@
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,8 +25,6 @@
 #include "absl/time/time.h"
 #include "service/redis/hiredis_reply.h"
 #include "tests/testing/poll_until.h"
-
-extern char** environ;
 
 namespace tokenbroker::testing {
 namespace {
@@ -236,18 +234,23 @@ absl::Status RedisServerProcess::SpawnAndWait() {
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null",
-                                   O_WRONLY, 0);
+  // fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: a test
+  // process that dies (a ctest timeout, a crash) takes its servers with it
+  // instead of leaving them running. Only async-signal-safe calls between
+  // fork and exec; everything they use is prepared before.
   std::string stderr_path = dir_ + "/stderr.log";
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    return absl::InternalError(absl::StrCat("posix_spawn: ", strerror(rc)));
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // The parent is already gone.
+    int out = open("/dev/null", O_WRONLY);
+    int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (out >= 0) dup2(out, STDOUT_FILENO);
+    if (err >= 0) dup2(err, STDERR_FILENO);
+    execv(argv[0], argv.data());
+    _exit(127);
   }
   pid_ = pid;
 

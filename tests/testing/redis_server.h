@@ -40,6 +40,11 @@ struct RedisServerOptions {
 // dir as its `dir` (removed by the destructor), no persistence, protected
 // mode, bound to 127.0.0.1 only, log file in the temp dir.
 //
+// The server is killed when the thread that started it (Start, Restart)
+// exits (PR_SET_PDEATHSIG), so a dying test process leaves none behind:
+// start and restart servers from the test's own thread, not from a
+// short-lived helper thread.
+//
 // Every method that waits (Start, Restart, Stop, Resume...) waits by bounded
 // polling (30 s as a safety bound), never by sleeping for a fixed time.
 // Not thread-safe except Cli(), port() and address(), which may be called
