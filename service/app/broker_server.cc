@@ -336,15 +336,23 @@ void BrokerServer::RevokeAtServer(
   }
 }
 
-absl::StatusOr<BrokerControl::ConnectLink> BrokerServer::CreateConnectLink(
-    const std::string& app, const std::string& minted_by) {
+void BrokerServer::CreateConnectLink(
+    const std::string& app, const std::string& minted_by,
+    absl::AnyInvocable<void(absl::StatusOr<ConnectLink>)> done) {
   if (oauth_flow_ == nullptr) {
-    return absl::FailedPreconditionError(
-        "the broker has no grant_store, so it serves no sign-in pages");
+    done(absl::FailedPreconditionError(
+        "the broker has no grant_store, so it serves no sign-in pages"));
+    return;
   }
-  TB_ASSIGN_OR_RETURN(StartLink link,
-                      oauth_flow_->CreateStartLink(app, minted_by));
-  return ConnectLink{std::move(link.url), link.expires_at};
+  oauth_flow_->CreateStartLink(
+      app, minted_by,
+      [done = std::move(done)](absl::StatusOr<StartLink> link) mutable {
+        if (!link.ok()) {
+          done(link.status());
+          return;
+        }
+        done(ConnectLink{std::move(link->url), link->expires_at});
+      });
 }
 
 absl::Status BrokerServer::OpenGrantStore(const GrantStoreConfig& config) {

@@ -93,8 +93,9 @@ class BrokerServer final : public BrokerControl {
               absl::AnyInvocable<void(absl::StatusOr<int>)> done) override;
   void RevokeUser(const std::string& app, const std::string& user_id,
                   absl::AnyInvocable<void(absl::StatusOr<int>)> done) override;
-  absl::StatusOr<ConnectLink> CreateConnectLink(
-      const std::string& app, const std::string& minted_by) override;
+  void CreateConnectLink(
+      const std::string& app, const std::string& minted_by,
+      absl::AnyInvocable<void(absl::StatusOr<ConnectLink>)> done) override;
   absl::StatusOr<ReloadSummary> Reload() override;
 
   // Whether Shutdown() has begun (readiness is false from then on).

@@ -242,37 +242,44 @@ grpc::ServerUnaryReactor* BrokerAdminService::CreateConnectLink(
     grpc::CallbackServerContext* context,
     const pb::CreateConnectLinkRequest* request,
     pb::CreateConnectLinkResponse* response) {
-  RequestContext rpc(*context, config_.Get(), audit_, clock_,
-                     "BrokerAdmin.CreateConnectLink");
-  if (absl::Status s = AuthorizeAdminRequest(rpc, "CreateConnectLink");
+  auto rpc = std::make_shared<RequestContext>(
+      *context, config_.Get(), audit_, clock_, "BrokerAdmin.CreateConnectLink");
+  if (absl::Status s = AuthorizeAdminRequest(*rpc, "CreateConnectLink");
       !s.ok()) {
     return FinishUnary(context, s);
   }
-  rpc.record().app = request->app();
-  const AppConfig* app = rpc.config().FindApp(request->app());
+  rpc->record().app = request->app();
+  const AppConfig* app = rpc->config().FindApp(request->app());
   if (app == nullptr) {
-    return FinishUnary(context, rpc.Deny(absl::NotFoundError(absl::StrCat(
+    return FinishUnary(context, rpc->Deny(absl::NotFoundError(absl::StrCat(
                                     "unknown app '", request->app(),
                                     "'; ListApps shows the configured apps"))));
   }
   if (app->grant_type != GrantType::kAuthorizationCode) {
     return FinishUnary(
-        context, rpc.Deny(absl::FailedPreconditionError(absl::StrCat(
+        context, rpc->Deny(absl::FailedPreconditionError(absl::StrCat(
                      "app ", app->name,
                      " acts on its own behalf (client credentials): no user "
                      "connects it"))));
   }
-  if (absl::Status s = rpc.AllowDecision("admin"); !s.ok()) {
+  if (absl::Status s = rpc->AllowDecision("admin"); !s.ok()) {
     return FinishUnary(context, s);
   }
-  rpc.record().event = "connect";
-  absl::StatusOr<BrokerControl::ConnectLink> link =
-      control_.CreateConnectLink(app->name, rpc.caller().name);
-  if (link.ok()) {
-    response->set_url(link->url);
-    *response->mutable_expires_at() = ToTimestamp(link->expires_at);
-  }
-  return FinishUnary(context, rpc.Use(link.status()));
+  rpc->record().event = "connect";
+  // With shared state the link is minted in Redis: the answer comes on the
+  // Redis client's thread, never blocking this one.
+  auto* reactor = context->DefaultReactor();
+  control_.CreateConnectLink(
+      app->name, rpc->caller().name,
+      [rpc, reactor,
+       response](absl::StatusOr<BrokerControl::ConnectLink> link) {
+        if (link.ok()) {
+          response->set_url(link->url);
+          *response->mutable_expires_at() = ToTimestamp(link->expires_at);
+        }
+        reactor->Finish(ToGrpcStatus(rpc->Use(link.status())));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* BrokerAdminService::ReloadConfig(

@@ -39,14 +39,18 @@ class BrokerControl {
 
   // A one-time link to start the browser sign-in of a user for the user app
   // `app`, minted for the admin caller `minted_by` (audited with the
-  // grant). Errors: FAILED_PRECONDITION when the OAuth pages are not
-  // served; RESOURCE_EXHAUSTED when too many sign-ins are pending.
+  // grant), given to `done`. Never blocks: `done` runs exactly once, inline
+  // or on another thread (the Redis client's, with shared state), and must
+  // not block. Errors: FAILED_PRECONDITION when the OAuth pages are not
+  // served; RESOURCE_EXHAUSTED when too many sign-ins are pending;
+  // UNAVAILABLE when the shared state (Redis) cannot be reached.
   struct ConnectLink {
     std::string url;  // A bearer credential until used or expired.
     absl::Time expires_at;
   };
-  virtual absl::StatusOr<ConnectLink> CreateConnectLink(
-      const std::string& app, const std::string& minted_by) = 0;
+  virtual void CreateConnectLink(
+      const std::string& app, const std::string& minted_by,
+      absl::AnyInvocable<void(absl::StatusOr<ConnectLink>)> done) = 0;
 
   // Re-reads the config file and applies it atomically; tokens of apps whose
   // config is unchanged are kept. A broken file changes nothing:

@@ -45,7 +45,8 @@ const std::vector<std::string>& CallbackOutcomeNames() {
                                    "userinfo_failed",
                                    "store_failed",
                                    "timeout",
-                                   "busy"};
+                                   "busy",
+                                   "unavailable"};
   return *kNames;
 }
 
@@ -154,7 +155,7 @@ PageResponse OAuthFlow::Callback(const QueryParams& params,
                         absl::StrCat(kAskForLink, "APP")}));
   }
   SignInLookup lookup =
-      pending_.TakeSignIn(*state, ParseCookies(request.cookie_headers));
+      pending_->TakeSignIn(*state, ParseCookies(request.cookie_headers));
   if (lookup.sign_in.has_value()) {
     context.caller = lookup.sign_in->minted_by;
     context.app_name = lookup.sign_in->app;
@@ -167,6 +168,19 @@ PageResponse OAuthFlow::Callback(const QueryParams& params,
   switch (lookup.outcome) {
     case SignInLookup::Outcome::kOk:
       break;
+    case SignInLookup::Outcome::kUnavailable: {
+      // The state is left as it was (unless Redis applied the take and its
+      // answer was lost): reloading this page may complete the sign-in.
+      PageResponse page = Finish(
+          context, Outcome::kUnavailable, 503,
+          Text("The broker cannot complete this sign-in now",
+               {"The broker could not look up this sign-in at this moment "
+                "(its log says why). Reload this page in a moment; if it "
+                "says the sign-in is unknown then, ask for a new link.",
+                again}));
+      page.headers.emplace_back("Retry-After", "5");
+      return page;
+    }
     case SignInLookup::Outcome::kUnknown:
       return Finish(context, Outcome::kUnknownState, 403,
                     Text("This sign-in cannot be completed",

@@ -16,7 +16,6 @@
 #include "absl/time/time.h"
 #include "service/common/log.h"
 #include "service/common/process_hardening.h"
-#include "service/common/status_macros.h"
 #include "service/http/oauth_flow_internal.h"
 #include "service/http/oauth_request.h"
 #include "service/upstream/client_auth.h"
@@ -56,9 +55,17 @@ OAuthFlow::OAuthFlow(OAuthFlowOptions options, HttpClient& http,
             client.request_timeout = options_.oauth.request_timeout;
             return client;
           }())),
-      pending_(clock, PendingFlowsOptions{options_.oauth.start_link_ttl,
-                                          options_.oauth.state_ttl,
-                                          options_.oauth.max_pending}),
+      pending_([&] {
+        PendingFlowsOptions pending{options_.oauth.start_link_ttl,
+                                    options_.oauth.state_ttl,
+                                    options_.oauth.max_pending};
+        if (options_.pending_flows) {
+          return options_.pending_flows(clock, pending);
+        }
+        return std::unique_ptr<PendingFlows>(
+            std::make_unique<MemoryPendingFlows>(clock, pending));
+      }()),
+      links_created_(std::make_shared<std::atomic<uint64_t>>(0)),
       callback_counts_(CallbackOutcomeNames().size()) {}
 
 OAuthFlow::~OAuthFlow() = default;
@@ -96,38 +103,52 @@ std::string OAuthFlow::PublicBase(const AppConfig& app) const {
   return listener_url_;
 }
 
-absl::StatusOr<StartLink> OAuthFlow::CreateStartLink(
-    absl::string_view app_name, absl::string_view minted_by) {
+void OAuthFlow::CreateStartLink(absl::string_view app_name,
+                                absl::string_view minted_by,
+                                StartLinkCallback done) {
   std::shared_ptr<const AppConfig> app = FindApp(app_name);
   if (app == nullptr) {
     absl::MutexLock lock(&mu_);
     if (apps_.find(app_name) != apps_.end()) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      done(absl::FailedPreconditionError(absl::StrCat(
           "app \"", app_name,
           "\" acts on its own behalf (client_credentials): it has no users "
-          "to connect"));
+          "to connect")));
+      return;
     }
-    return absl::NotFoundError(absl::StrCat("unknown app \"",
-                                            SanitizeForMessage(app_name, 64),
-                                            "\": check the broker config"));
+    done(absl::NotFoundError(absl::StrCat("unknown app \"",
+                                          SanitizeForMessage(app_name, 64),
+                                          "\": check the broker config")));
+    return;
   }
-  const std::string base = PublicBase(*app);
+  std::string base = PublicBase(*app);
   if (base.empty()) {
-    return absl::FailedPreconditionError(
-        "the OAuth pages' listener is not running yet; retry in a moment");
+    done(absl::FailedPreconditionError(
+        "the OAuth pages' listener is not running yet; retry in a moment"));
+    return;
   }
-  TB_ASSIGN_OR_RETURN(MintedTicket ticket,
-                      pending_.MintTicket(app->name, std::string(minted_by)));
-  links_created_.fetch_add(1, std::memory_order_relaxed);
-  LogInfo("oauth: sign-in link created",
-          {{"app", app->name},
-           {"caller", std::string(minted_by)},
-           {"expires_at", absl::FormatTime(ticket.expires_at)}});
-  StartLink link;
-  link.url = absl::StrCat(base, kStartPath, "?ticket=", ticket.ticket);
-  link.expires_at = ticket.expires_at;
-  ClearSecret(&ticket.ticket);
-  return link;
+  // The answer may come after this object is gone (on the Redis client's
+  // thread): it owns what it touches.
+  pending_->MintTicket(
+      app->name, std::string(minted_by),
+      [done = std::move(done), base = std::move(base), app = app->name,
+       caller = std::string(minted_by), links_created = links_created_](
+          absl::StatusOr<MintedTicket> ticket) mutable {
+        if (!ticket.ok()) {
+          done(ticket.status());
+          return;
+        }
+        links_created->fetch_add(1, std::memory_order_relaxed);
+        LogInfo("oauth: sign-in link created",
+                {{"app", app},
+                 {"caller", caller},
+                 {"expires_at", absl::FormatTime(ticket->expires_at)}});
+        StartLink link;
+        link.url = absl::StrCat(base, kStartPath, "?ticket=", ticket->ticket);
+        link.expires_at = ticket->expires_at;
+        ClearSecret(&ticket->ticket);
+        done(std::move(link));
+      });
 }
 
 PageResponse OAuthFlow::Handle(const PageRequest& request) {
@@ -176,6 +197,23 @@ PageResponse OAuthFlow::Start(const QueryParams& params,
                                                 {"peer", request.peer}});
     return RenderPage(status, std::move(text));
   };
+  // The store of pending sign-ins did not answer (the shared state is down):
+  // the ticket is untouched, so the same link may simply be opened again.
+  auto try_later = [&](absl::string_view caller, absl::string_view app,
+                       const absl::Status& status) {
+    PageResponse page = refuse(
+        caller, app, absl::StrCat("not now: ", status.message()), 503,
+        Text("The broker cannot start this sign-in now",
+             {"The broker could not check your link at this moment (its log "
+              "says why). The link was not used: open it again in a moment, "
+              "or tell an operator if this keeps happening."}));
+    page.headers.emplace_back("Retry-After", "5");
+    return page;
+  };
+  auto refused_ticket = [](const absl::Status& status) {
+    return status.code() == absl::StatusCode::kNotFound ||
+           status.code() == absl::StatusCode::kDeadlineExceeded;
+  };
   const std::string* ticket = FindParam(params, "ticket");
   if (ticket == nullptr || ticket->empty()) {
     return refuse(
@@ -185,7 +223,10 @@ PageResponse OAuthFlow::Start(const QueryParams& params,
               "for it by an operator of the token broker.",
               absl::StrCat(kAskForLink, "APP")}));
   }
-  absl::StatusOr<StartTicket> found = pending_.PeekTicket(*ticket);
+  absl::StatusOr<StartTicket> found = pending_->PeekTicket(*ticket);
+  if (!found.ok() && !refused_ticket(found.status())) {
+    return try_later("-", "", found.status());
+  }
   if (!found.ok()) {
     const bool expired =
         found.status().code() == absl::StatusCode::kDeadlineExceeded;
@@ -223,9 +264,12 @@ PageResponse OAuthFlow::Start(const QueryParams& params,
   SignInSetup setup;
   setup.redirect_uri = RedirectUri(*app, base);
   setup.cookie_name = std::string(BindingCookieName(base));
-  absl::StatusOr<StartedSignIn> started = pending_.BeginSignIn(*ticket, setup);
+  absl::StatusOr<StartedSignIn> started = pending_->BeginSignIn(*ticket, setup);
   if (!started.ok()) {
     ClearSecret(&*client_id);
+    if (!refused_ticket(started.status())) {
+      return try_later(found->minted_by, app->name, started.status());
+    }
     return refuse(found->minted_by, app->name,
                   absl::StrCat("could not begin: ", started.status().message()),
                   403,
@@ -286,7 +330,7 @@ void OAuthFlow::Audit(absl::string_view rpc, absl::string_view caller,
 
 OAuthFlowStats OAuthFlow::stats() const {
   OAuthFlowStats stats;
-  stats.links_created = links_created_.load(std::memory_order_relaxed);
+  stats.links_created = links_created_->load(std::memory_order_relaxed);
   stats.starts = starts_.load(std::memory_order_relaxed);
   stats.starts_refused = starts_refused_.load(std::memory_order_relaxed);
   const std::vector<std::string>& names = CallbackOutcomeNames();
@@ -294,7 +338,7 @@ OAuthFlowStats OAuthFlow::stats() const {
     stats.callbacks[names[i]] =
         callback_counts_[i].load(std::memory_order_relaxed);
   }
-  stats.pending = pending_.pending();
+  stats.pending = pending_->pending();
   return stats;
 }
 

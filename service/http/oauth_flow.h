@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -40,6 +41,14 @@ struct OAuthFlowOptions {
   // a listener thread for up to about 2 * request_timeout); more are asked
   // to retry (503) with their state left unused.
   int max_concurrent_callbacks = 4;
+  // Makes the store of sign-ins in progress from the flow's clock and
+  // oauth.start_link_ttl, state_ttl and max_pending. Empty: a
+  // MemoryPendingFlows (a sign-in starts and completes on the replica that
+  // minted its link); with shared state, a RedisPendingFlows. Called once,
+  // by the constructor; must not return null.
+  std::function<std::unique_ptr<PendingFlows>(const Clock&,
+                                              PendingFlowsOptions)>
+      pending_flows;
 };
 
 // A one-time link that starts one sign-in of one app.
@@ -62,7 +71,8 @@ struct OAuthFlowStats {
 // connected, declined, authorization_error, bad_request, unknown_state,
 // expired_state, no_cookie, cookie_mismatch, issuer_mismatch,
 // app_unavailable, exchange_failed, no_refresh_token, scopes_narrower,
-// userinfo_failed, store_failed, timeout, busy.
+// userinfo_failed, store_failed, timeout, busy, unavailable (the shared
+// store of pending sign-ins cannot be reached).
 const std::vector<std::string>& CallbackOutcomeNames();
 
 // The browser flow of user apps (RFC 6749 4.1 with PKCE, RFC 7636, and the
@@ -129,14 +139,18 @@ class OAuthFlow final : public OAuthPageHandler {
   // known once it is bound. Ignored when oauth.public_url is set.
   void SetListenerUrl(std::string url);
 
-  // Mints a one-time link that starts a sign-in of user app `app`; the
-  // admin caller `minted_by` is recorded with it and named in the audit
-  // record of the sign-in. The link's origin is that of the app's
-  // redirect_uri, else the public URL. Errors: NOT_FOUND (unknown app),
-  // FAILED_PRECONDITION (not a user app; no public URL yet),
-  // RESOURCE_EXHAUSTED (oauth.max_pending), INTERNAL (random generator).
-  absl::StatusOr<StartLink> CreateStartLink(absl::string_view app,
-                                            absl::string_view minted_by);
+  // Mints a one-time link that starts a sign-in of user app `app` and
+  // gives it to `done`; the admin caller `minted_by` is recorded with it and
+  // named in the audit record of the sign-in. The link's origin is that of
+  // the app's redirect_uri, else the public URL. Never blocks (gRPC
+  // threads call it): `done` runs exactly once, inline or on the thread that
+  // answers for the PendingFlows (the Redis client's loop thread), and must
+  // not block. Errors: NOT_FOUND (unknown app), FAILED_PRECONDITION (not a
+  // user app; no public URL yet), RESOURCE_EXHAUSTED (oauth.max_pending),
+  // UNAVAILABLE (the shared state is down), INTERNAL (random generator).
+  using StartLinkCallback = absl::AnyInvocable<void(absl::StatusOr<StartLink>)>;
+  void CreateStartLink(absl::string_view app, absl::string_view minted_by,
+                       StartLinkCallback done);
 
   // Serves /oauth/start and /oauth/callback (404 for other paths).
   PageResponse Handle(const PageRequest& request) override;
@@ -172,7 +186,7 @@ class OAuthFlow final : public OAuthPageHandler {
   const GrantConnector connect_;
   // Shared with the completions of requests still in flight.
   const std::shared_ptr<AuthorizationCodeClient> client_;
-  PendingFlows pending_;
+  const std::unique_ptr<PendingFlows> pending_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const AppConfig>, std::less<>> apps_
@@ -180,7 +194,8 @@ class OAuthFlow final : public OAuthPageHandler {
   std::string listener_url_ ABSL_GUARDED_BY(mu_);
 
   std::atomic<int> callbacks_in_flight_{0};
-  std::atomic<uint64_t> links_created_{0};
+  // Shared with the answers of links being minted.
+  const std::shared_ptr<std::atomic<uint64_t>> links_created_;
   std::atomic<uint64_t> starts_{0};
   std::atomic<uint64_t> starts_refused_{0};
   std::vector<std::atomic<uint64_t>> callback_counts_;

@@ -35,6 +35,7 @@ enum class OAuthFlow::Outcome {
   kStoreFailed,
   kTimeout,
   kBusy,
+  kUnavailable,
 };
 
 namespace internal {

@@ -4,7 +4,13 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/escaping.h"
+#include "service/common/process_hardening.h"
 #include "service/common/status_macros.h"
 #include "service/common/token_fingerprint.h"
 
@@ -26,7 +32,7 @@ void Compact(const Map& map, Queue* queue) {
   queue->swap(kept);
 }
 
-bool SameHash(const std::string& a, const std::string& b) {
+bool SameHash(absl::string_view a, absl::string_view b) {
   return a.size() == b.size() &&
          CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -57,10 +63,11 @@ std::string PkceS256Challenge(absl::string_view verifier) {
   return challenge;
 }
 
-PendingFlows::PendingFlows(const Clock& clock, PendingFlowsOptions options)
+MemoryPendingFlows::MemoryPendingFlows(const Clock& clock,
+                                       PendingFlowsOptions options)
     : clock_(clock), options_(std::move(options)) {}
 
-void PendingFlows::PurgeExpired(absl::Time now) {
+void MemoryPendingFlows::PurgeExpired(absl::Time now) {
   for (auto [queue, is_ticket] : {std::make_pair(&ticket_expiry_, true),
                                   std::make_pair(&state_expiry_, false)}) {
     while (!queue->empty() && queue->front().first <= now) {
@@ -76,18 +83,18 @@ void PendingFlows::PurgeExpired(absl::Time now) {
   Compact(states_, &state_expiry_);
 }
 
-bool PendingFlows::Full() const {
+bool MemoryPendingFlows::Full() const {
   return static_cast<int64_t>(tickets_.size() + states_.size()) >=
          options_.max_pending;
 }
 
-int PendingFlows::pending() const {
+int MemoryPendingFlows::pending() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(tickets_.size() + states_.size());
 }
 
-absl::StatusOr<MintedTicket> PendingFlows::MintTicket(std::string app,
-                                                      std::string minted_by) {
+absl::StatusOr<MintedTicket> MemoryPendingFlows::MintTicket(
+    std::string app, std::string minted_by) {
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   PurgeExpired(now);
@@ -104,8 +111,13 @@ absl::StatusOr<MintedTicket> PendingFlows::MintTicket(std::string app,
   return MintedTicket{std::move(ticket), expires_at};
 }
 
-absl::StatusOr<StartTicket> PendingFlows::FindTicket(const std::string& key,
-                                                     absl::Time now) {
+void MemoryPendingFlows::MintTicket(std::string app, std::string minted_by,
+                                    MintCallback done) {
+  done(MintTicket(std::move(app), std::move(minted_by)));
+}
+
+absl::StatusOr<StartTicket> MemoryPendingFlows::FindTicket(
+    const std::string& key, absl::Time now) {
   auto it = tickets_.find(key);
   if (it == tickets_.end()) {
     return absl::NotFoundError("the sign-in link is unknown or already used");
@@ -117,7 +129,8 @@ absl::StatusOr<StartTicket> PendingFlows::FindTicket(const std::string& key,
   return it->second;
 }
 
-absl::StatusOr<StartTicket> PendingFlows::PeekTicket(absl::string_view ticket) {
+absl::StatusOr<StartTicket> MemoryPendingFlows::PeekTicket(
+    absl::string_view ticket) {
   const absl::Time now = clock_.Now();
   const std::string key = Sha256Hex(ticket);
   absl::MutexLock lock(&mu_);
@@ -126,7 +139,7 @@ absl::StatusOr<StartTicket> PendingFlows::PeekTicket(absl::string_view ticket) {
   return found;
 }
 
-absl::StatusOr<StartedSignIn> PendingFlows::BeginSignIn(
+absl::StatusOr<StartedSignIn> MemoryPendingFlows::BeginSignIn(
     absl::string_view ticket, SignInSetup setup) {
   const absl::Time now = clock_.Now();
   const std::string ticket_key = Sha256Hex(ticket);
@@ -156,34 +169,39 @@ absl::StatusOr<StartedSignIn> PendingFlows::BeginSignIn(
   return started;
 }
 
-SignInLookup PendingFlows::TakeSignIn(
+SignInLookup MemoryPendingFlows::TakeSignIn(
     absl::string_view state,
     const std::vector<std::pair<std::string, std::string>>& cookies) {
   const absl::Time now = clock_.Now();
   const std::string key = Sha256Hex(state);
-  SignInLookup lookup;
-  State taken;
+  std::optional<State> taken;
   {
     absl::MutexLock lock(&mu_);
     auto it = states_.find(key);
     if (it != states_.end()) {
       taken = std::move(it->second);
       states_.erase(it);
-      lookup.outcome = SignInLookup::Outcome::kOk;
     }
     PurgeExpired(now);
   }
-  if (lookup.outcome == SignInLookup::Outcome::kUnknown) return lookup;
+  if (!taken.has_value()) return SignInLookup{};  // kUnknown
+  return CheckTakenSignIn(std::move(taken->sign_in), taken->cookie_sha256, now,
+                          cookies);
+}
 
-  if (taken.sign_in.expires_at <= now) {
+SignInLookup CheckTakenSignIn(
+    PendingSignIn sign_in, absl::string_view cookie_sha256, absl::Time now,
+    const std::vector<std::pair<std::string, std::string>>& cookies) {
+  SignInLookup lookup;
+  if (sign_in.expires_at <= now) {
     lookup.outcome = SignInLookup::Outcome::kExpired;
   } else {
     lookup.outcome = SignInLookup::Outcome::kNoCookie;
     // A browser may hold more than one cookie of that name (another path,
     // an injected one): the state's own must be among them.
     for (const auto& [name, value] : cookies) {
-      if (name != taken.sign_in.setup.cookie_name) continue;
-      if (SameHash(Sha256Hex(value), taken.cookie_sha256)) {
+      if (name != sign_in.setup.cookie_name) continue;
+      if (SameHash(Sha256Hex(value), cookie_sha256)) {
         lookup.outcome = SignInLookup::Outcome::kOk;
         break;
       }
@@ -191,9 +209,9 @@ SignInLookup PendingFlows::TakeSignIn(
     }
   }
   if (lookup.outcome != SignInLookup::Outcome::kOk) {
-    taken.sign_in.code_verifier.clear();
+    ClearSecret(&sign_in.code_verifier);
   }
-  lookup.sign_in = std::move(taken.sign_in);
+  lookup.sign_in = std::move(sign_in);
   return lookup;
 }
 

@@ -104,8 +104,12 @@ class OAuthEmulatorTest : public ::testing::Test {
   }
 
   std::string Link() {
+    // MemoryPendingFlows answers inline.
     absl::StatusOr<StartLink> link =
-        flow_->CreateStartLink("env-viewer", "ops-admin");
+        absl::FailedPreconditionError("no answer from CreateStartLink");
+    flow_->CreateStartLink(
+        "env-viewer", "ops-admin",
+        [&](absl::StatusOr<StartLink> answer) { link = std::move(answer); });
     EXPECT_THAT(link, IsOk());
     return link.ok() ? link->url : "";
   }

@@ -25,8 +25,8 @@ constexpr char kCookieName[] = "tb_oauth";
 
 class PendingFlowsTest : public ::testing::Test {
  protected:
-  PendingFlows MakeFlows(int max_pending = 100) {
-    return PendingFlows(
+  MemoryPendingFlows MakeFlows(int max_pending = 100) {
+    return MemoryPendingFlows(
         clock_,
         PendingFlowsOptions{absl::Minutes(10), absl::Minutes(5), max_pending});
   }
@@ -36,7 +36,7 @@ class PendingFlowsTest : public ::testing::Test {
   }
 
   // A ticket minted and redeemed: the sign-in it began.
-  StartedSignIn Begin(PendingFlows& flows) {
+  StartedSignIn Begin(MemoryPendingFlows& flows) {
     absl::StatusOr<MintedTicket> ticket = flows.MintTicket("app", "admin");
     EXPECT_THAT(ticket, IsOk());
     absl::StatusOr<StartedSignIn> started =
@@ -49,7 +49,7 @@ class PendingFlowsTest : public ::testing::Test {
 };
 
 TEST_F(PendingFlowsTest, TicketsAreRandomUrlSafeAndExpire) {
-  PendingFlows flows = MakeFlows();
+  MemoryPendingFlows flows = MakeFlows();
   absl::StatusOr<MintedTicket> ticket = flows.MintTicket("app", "admin");
   ASSERT_THAT(ticket, IsOk());
   EXPECT_THAT(ticket->ticket, SizeIs(43));  // 256 bits in base64url.
@@ -74,7 +74,7 @@ TEST_F(PendingFlowsTest, TicketsAreRandomUrlSafeAndExpire) {
 }
 
 TEST_F(PendingFlowsTest, TicketIsRedeemedOnce) {
-  PendingFlows flows = MakeFlows();
+  MemoryPendingFlows flows = MakeFlows();
   absl::StatusOr<MintedTicket> ticket = flows.MintTicket("app", "admin");
   ASSERT_THAT(ticket, IsOk());
   ASSERT_THAT(flows.BeginSignIn(ticket->ticket, Binding()), IsOk());
@@ -88,7 +88,7 @@ TEST_F(PendingFlowsTest, TicketIsRedeemedOnce) {
 }
 
 TEST_F(PendingFlowsTest, StateIsTakenOnceWithItsCookie) {
-  PendingFlows flows = MakeFlows();
+  MemoryPendingFlows flows = MakeFlows();
   StartedSignIn started = Begin(flows);
   EXPECT_THAT(started.code_verifier, SizeIs(43));
   EXPECT_EQ(std::set<std::string>(
@@ -114,7 +114,7 @@ TEST_F(PendingFlowsTest, StateIsTakenOnceWithItsCookie) {
 }
 
 TEST_F(PendingFlowsTest, WrongOrMissingCookieConsumesTheState) {
-  PendingFlows flows = MakeFlows();
+  MemoryPendingFlows flows = MakeFlows();
   StartedSignIn started = Begin(flows);
   SignInLookup wrong =
       flows.TakeSignIn(started.state, {{kCookieName, "attacker's"}});
@@ -135,7 +135,7 @@ TEST_F(PendingFlowsTest, WrongOrMissingCookieConsumesTheState) {
 }
 
 TEST_F(PendingFlowsTest, StateBoundToOneOfSeveralCookiesOfTheName) {
-  PendingFlows flows = MakeFlows();
+  MemoryPendingFlows flows = MakeFlows();
   StartedSignIn started = Begin(flows);
   // An injected cookie of the same name does not hide the browser's own.
   EXPECT_EQ(flows
@@ -146,7 +146,7 @@ TEST_F(PendingFlowsTest, StateBoundToOneOfSeveralCookiesOfTheName) {
 }
 
 TEST_F(PendingFlowsTest, StateExpires) {
-  PendingFlows flows = MakeFlows();
+  MemoryPendingFlows flows = MakeFlows();
   StartedSignIn started = Begin(flows);
   EXPECT_EQ(started.expires_at, clock_.Now() + absl::Minutes(5));
   clock_.Advance(absl::Minutes(5));
@@ -166,7 +166,7 @@ TEST_F(PendingFlowsTest, StateExpires) {
 }
 
 TEST_F(PendingFlowsTest, BoundedByMaxPending) {
-  PendingFlows flows = MakeFlows(/*max_pending=*/2);
+  MemoryPendingFlows flows = MakeFlows(/*max_pending=*/2);
   absl::StatusOr<MintedTicket> first = flows.MintTicket("app", "admin");
   ASSERT_THAT(first, IsOk());
   ASSERT_THAT(flows.MintTicket("app", "admin"), IsOk());
