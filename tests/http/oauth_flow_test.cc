@@ -18,9 +18,13 @@
 #include "gtest/gtest.h"
 #include "service/common/path_segments.h"
 #include "service/http/pending_flows.h"
+#include "service/http/redis_pending_flows.h"
+#include "service/redis/redis_client.h"
+#include "service/store/sealed_box.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/fake_http_client.h"
 #include "tests/testing/poll_until.h"
+#include "tests/testing/redis_server.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tokenbroker {
@@ -38,6 +42,7 @@ using ::tokenbroker::testing::FakeClock;
 using ::tokenbroker::testing::FakeHttpClient;
 using ::tokenbroker::testing::IsOk;
 using ::tokenbroker::testing::PollUntil;
+using ::tokenbroker::testing::RedisServerProcess;
 using ::tokenbroker::testing::StatusIs;
 
 constexpr char kBase[] = "https://as.example";
@@ -210,9 +215,11 @@ class OAuthFlowTest : public ::testing::Test {
     return link.ok() ? link->url : "";
   }
 
-  Started Start() {
+  Started Start() { return StartWith(Link()); }
+
+  // Opens `link` (made by Link()) in the browser.
+  Started StartWith(const std::string& link) {
     Started started;
-    std::string link = Link();
     EXPECT_TRUE(absl::StartsWith(link, absl::StrCat(kListener,
                                                     "/oauth/start"
                                                     "?ticket=")));
@@ -767,6 +774,138 @@ TEST_F(OAuthFlowTest, LateExchangeAnswerIsRevokedAfterTheFlowIsGone) {
               HasSubstr(absl::StrCat("token=", kRefreshToken)));
   http_.CompleteNext(FakeHttpClient::Json(200, ""));
   EXPECT_THAT(grants(), IsEmpty());
+  ExpectNoSecretLeaked({started});
+}
+
+// Three replicas whose sign-ins in progress are shared on one Redis (with
+// an append-only file, so that it keeps them across a stop and start), as
+// the Ingress sends each browser request to any of them.
+class SharedOAuthFlowTest : public OAuthFlowTest {
+ protected:
+  static constexpr int kReplicas = 3;
+
+  ~SharedOAuthFlowTest() override {
+    On(-1);
+    replicas_.clear();  // Before the Redis clients they use.
+  }
+
+  void SetUp() override {
+    TB_SKIP_WITHOUT_REDIS_SERVER();
+    server_ = RedisServerProcess::StartNew(
+        {"", false, {"appendonly yes", "appendfsync always"}});
+    ASSERT_NE(server_, nullptr);
+    absl::StatusOr<std::shared_ptr<const KeyRing>> keys =
+        KeyRing::Create({SealKey("k1", std::string(kSealKeyBytes, '\x42'))});
+    ASSERT_THAT(keys, IsOk());
+    for (int i = 0; i < kReplicas; ++i) {
+      absl::StatusOr<std::unique_ptr<RedisClient>> redis =
+          StartRedisClient(server_->ClientOptions());
+      ASSERT_THAT(redis, IsOk());
+      RedisClient& client = **redis;
+      clients_.push_back(*std::move(redis));
+      ASSERT_TRUE(PollUntil([&] { return client.stats().connected; }));
+      OAuthFlowOptions options = Options();
+      options.pending_flows = [&client, keys = *keys](
+                                  const Clock& clock,
+                                  PendingFlowsOptions pending) {
+        return std::make_unique<RedisPendingFlows>(client, keys,
+                                                   "tb-test:", clock, pending);
+      };
+      MakeFlow(std::move(options));
+      replicas_.push_back(std::move(flow_));
+    }
+  }
+
+  // Sends the next requests to replica `replica` (-1: none).
+  void On(int replica) {
+    if (current_ >= 0) std::swap(flow_, replicas_[current_]);
+    current_ = replica;
+    if (current_ >= 0) std::swap(flow_, replicas_[current_]);
+  }
+
+  // Waits until every replica's client reaches Redis again.
+  bool Reconnected() {
+    return PollUntil([&] {
+      for (auto& client : clients_) {
+        if (!client->CommandSync({"PING"}).ok()) return false;
+      }
+      return true;
+    });
+  }
+
+  std::unique_ptr<RedisServerProcess> server_;
+  std::vector<std::unique_ptr<RedisClient>> clients_;
+  std::vector<std::unique_ptr<OAuthFlow>> replicas_;
+  int current_ = -1;
+};
+
+TEST_F(SharedOAuthFlowTest, LinkFromOneReplicaStartsOnAnotherEndsOnAThird) {
+  Serve(TokenAnswer());
+  On(0);
+  const std::string link = Link();
+  On(1);
+  Started started = StartWith(link);
+  ASSERT_FALSE(started.cookie.empty());
+  On(2);
+  PageResponse page = Callback(started);
+  EXPECT_EQ(page.status, 200) << page.body;
+  EXPECT_THAT(grants(), SizeIs(1));
+  std::vector<HttpRequest> exchanges = RequestsTo("/token");
+  ASSERT_THAT(exchanges, SizeIs(1));
+  EXPECT_EQ(
+      PkceS256Challenge(
+          QueryOf(absl::StrCat("?", exchanges[0].body)).at("code_verifier")),
+      started.authorize.at("code_challenge"))
+      << "the verifier made on replica 1 is the one replica 2 sends";
+
+  // Each is used once, on whichever replica.
+  On(0);
+  EXPECT_EQ(Callback(started).status, 403);
+  EXPECT_EQ(LastCallbackRecord().reason, "unknown_state");
+  EXPECT_EQ(Get(absl::StripPrefix(link, kListener)).status, 403);
+  EXPECT_THAT(grants(), SizeIs(1));
+  ExpectNoSecretLeaked({started});
+}
+
+TEST_F(SharedOAuthFlowTest, SharedStateDownPagesSayTryAgain) {
+  Serve(TokenAnswer());
+  On(0);
+  const std::string link = Link();
+  ASSERT_THAT(server_->Stop(), IsOk());
+
+  On(1);
+  PageResponse start = Get(absl::StripPrefix(link, kListener));
+  EXPECT_EQ(start.status, 503);
+  EXPECT_THAT(start.headers, Contains(Pair("Retry-After", "5")));
+  EXPECT_THAT(start.body, HasSubstr("open it again in a moment"));
+  EXPECT_THAT(HeaderValues(start, "Set-Cookie"), IsEmpty());
+  EXPECT_THAT(
+      MakeLink("environments"),
+      StatusIs(absl::StatusCode::kUnavailable,
+               HasSubstr("the shared state (Redis) cannot be reached")));
+
+  // Back: the same link works.
+  ASSERT_THAT(server_->Start(), IsOk());
+  ASSERT_TRUE(Reconnected());
+  Started started = StartWith(link);
+  ASSERT_FALSE(started.cookie.empty());
+
+  ASSERT_THAT(server_->Stop(), IsOk());
+  On(2);
+  PageResponse callback = Callback(started);
+  EXPECT_EQ(callback.status, 503);
+  EXPECT_THAT(callback.headers, Contains(Pair("Retry-After", "5")));
+  EXPECT_THAT(callback.body, HasSubstr("Reload this page in a moment"));
+  EXPECT_EQ(LastCallbackRecord().reason, "unavailable");
+  EXPECT_EQ(flow_->stats().callbacks.at("unavailable"), 1u);
+  EXPECT_THAT(RequestsTo("/token"), IsEmpty());
+
+  // Back: reloading the page completes the sign-in.
+  ASSERT_THAT(server_->Start(), IsOk());
+  ASSERT_TRUE(Reconnected());
+  PageResponse reloaded = Callback(started);
+  EXPECT_EQ(reloaded.status, 200) << reloaded.body;
+  EXPECT_THAT(grants(), SizeIs(1));
   ExpectNoSecretLeaked({started});
 }
 
