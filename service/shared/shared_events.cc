@@ -233,6 +233,7 @@ void SharedEventsCore::OnSync(absl::StatusOr<RedisReply> reply) {
       events.push_back(std::move(event));
     }
     baseline = true;
+    counters.caught_up += static_cast<int64_t>(events.size());
   }
   if (!events.empty()) {
     LogInfo("shared events: caught up with missed events",

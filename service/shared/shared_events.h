@@ -54,6 +54,8 @@ struct SharedEventsStats {
   int64_t reloads = 0;            // on_reload calls.
   int64_t grant_changes = 0;      // on_grant_changed calls.
   int64_t syncs = 0;              // Catch-up reads that worked.
+  int64_t caught_up = 0;          // Handler calls from catch-up reads (the
+                                  // message was missed).
   int64_t sync_errors = 0;        // Catch-up reads that failed.
   int64_t publish_errors = 0;     // Publishes that failed (then retried).
   int64_t pending_publishes = 0;  // Waiting for a retry now.

@@ -222,6 +222,7 @@ TEST_F(SharedEventsTest, AReplicaThatMissedTheMessagesCatchesUp) {
   EXPECT_EQ(b.seen.count("reload"), 1);
   ASSERT_TRUE(SyncsPass(b));
   EXPECT_EQ(b.seen.events().size(), 3u);
+  EXPECT_EQ(b.events->stats().caught_up, 3);
 }
 
 TEST_F(SharedEventsTest, AReplicaStartedLaterDoesNotReplayOldEvents) {
