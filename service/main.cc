@@ -158,8 +158,8 @@ int Run() {
         FileWatcher::Start(WatchedFiles(*broker->config().Get()),
                            absl::GetFlag(FLAGS_watch_debounce), [broker] {
                              LogInfo("config or secret files changed");
-                             // Reload() logs what it did or why not.
-                             (void)broker->Reload();
+                             // ReloadFromFile() logs what it did or why not.
+                             (void)broker->ReloadFromFile();
                              return WatchedFiles(*broker->config().Get());
                            });
     if (started_watcher.ok()) {
@@ -187,7 +187,7 @@ int Run() {
       if (signal_number == SIGHUP) {
         LogInfo("signal received: reloading the config",
                 {{"signal", "SIGHUP"}});
-        (void)broker->Reload();
+        (void)broker->ReloadFromFile();
         continue;
       }
       LogInfo("signal received",

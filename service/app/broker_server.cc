@@ -9,12 +9,22 @@
 #include "service/app/config_diff.h"
 #include "service/common/log.h"
 #include "service/common/status_macros.h"
+#include "service/http/redis_pending_flows.h"
 #include "service/store/file_grant_store.h"
+#include "service/store/redis_grant_store.h"
 #include "service/store/sealed_box.h"
 #include "service/upstream/curl_http_client.h"
 
 namespace tokenbroker {
 namespace {
+
+SharedTokenPolicy SharedPolicyFrom(const Config& config) {
+  SharedTokenPolicy policy;
+  policy.refresh_fraction = config.cache.refresh_fraction;
+  policy.lease_ttl = config.shared_state.lease_ttl;
+  policy.failed_retry_after = config.cache.backoff_base;
+  return policy;
+}
 
 ProxyOptions ProxyOptionsFrom(const Config& config) {
   ProxyOptions options;
@@ -95,13 +105,32 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
       std::make_unique<CountingAuditSink>(*deps.audit, *server->metrics_);
   server->audit_ = server->counting_audit_.get();
 
-  if (config.grant_store.enabled()) {
+  if (config.shared_state.enabled()) {
+    TB_ASSIGN_OR_RETURN(server->shared_,
+                        SharedState::Open(config.shared_state));
+    if (config.HasUserApps()) {
+      TB_RETURN_IF_ERROR(server->OpenSharedGrantStore());
+    }
+  } else if (config.grant_store.enabled()) {
     TB_RETURN_IF_ERROR(server->OpenGrantStore(config.grant_store));
   }
   server->source_ = std::make_unique<OAuthTokenSource>(
       *server->token_http_, *server->clock_, source_options,
       server->user_grants_.get());
   server->source_->SetApps(config.apps);
+  // What the cache fetches from: the upstream source, with shared state
+  // behind the replicas' leases and records (and, for a grant store in
+  // Redis, a re-read of the grant before each refresh).
+  TokenSource* cache_source = server->source_.get();
+  if (server->shared_ != nullptr) {
+    if (server->user_grants_ != nullptr) {
+      server->grant_syncing_ = std::make_unique<GrantSyncingSource>(
+          *server->source_, *server->user_grants_);
+      cache_source = server->grant_syncing_.get();
+    }
+    cache_source = &server->shared_->ShareFetches(
+        *cache_source, *server->clock_, SharedPolicyFrom(config));
+  }
   if (deps.start_refresher) {
     server->refresher_ = std::make_unique<Refresher>(*server->clock_);
   }
@@ -115,9 +144,8 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
   if (Refresher* refresher = server->refresher_.get()) {
     hooks.on_schedule = [refresher] { refresher->Kick(); };
   }
-  server->cache_ =
-      std::make_unique<TokenCache>(*server->source_, *server->clock_,
-                                   config.cache, nullptr, std::move(hooks));
+  server->cache_ = std::make_unique<TokenCache>(
+      *cache_source, *server->clock_, config.cache, nullptr, std::move(hooks));
   server->metrics_->SetCacheSource(server->cache_.get(), server->clock_);
   server->metrics_->ConfigLoaded(true, server->clock_->Now());
   LimitsConfig limits = config.limits;
@@ -157,6 +185,17 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
     flow_options.client.default_lifetime = source_options.default_lifetime;
     flow_options.client.min_lifetime = source_options.min_lifetime;
     flow_options.client.max_lifetime = source_options.max_lifetime;
+    if (SharedState* shared = server->shared_.get()) {
+      // A link minted on one replica is started and completed on any.
+      flow_options.pending_flows =
+          [shared](
+              const Clock& clock,
+              PendingFlowsOptions options) -> std::unique_ptr<PendingFlows> {
+        return std::make_unique<RedisPendingFlows>(
+            shared->redis(), shared->keys(), shared->key_prefix(), clock,
+            options);
+      };
+    }
     server->oauth_flow_ = std::make_unique<OAuthFlow>(
         std::move(flow_options), *server->token_http_, *server->audit_,
         *server->clock_, [self](UserGrant grant) {
@@ -177,6 +216,23 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
       *server->clock_, server->user_grants_.get());
   server->grpc_ = std::make_unique<GrpcServer>(
       *server->token_service_, *server->admin_service_, *server->metrics_);
+  if (server->shared_ != nullptr) {
+    // Everything the handlers reach exists now.
+    server->shared_->StartEvents(server->SharedHandlers(), [self] {
+      // Messages may have been missed while unsubscribed: grants written
+      // meanwhile are read again, rotations made meanwhile written back.
+      if (self->user_grants_ != nullptr) self->user_grants_->Resync();
+    });
+    if (server->user_grants_ != nullptr) {
+      server->user_grants_->SetWriteListener([self](const std::string& app,
+                                                    const std::string& user_id,
+                                                    int64_t version) {
+        self->shared_->events().PublishGrantChanged(app, user_id, version);
+      });
+    }
+    server->metrics_->SetSharedStateSource(
+        [self] { return self->shared_->stats(); });
+  }
   return server;
 }
 
@@ -189,14 +245,24 @@ BrokerServer::~BrokerServer() {
   metrics_->SetUpstreamSource(nullptr);
   metrics_->SetRpcSource(nullptr);
   metrics_->SetUserGrantSource(nullptr);
+  metrics_->SetSharedStateSource(nullptr);
   if (refresher_ != nullptr) refresher_->Stop();
+  // Shared fetches still waiting are answered while the cache is alive, and
+  // no event of another replica or grant re-read starts an upstream request
+  // once the HTTP clients begin to go.
+  if (shared_ != nullptr) shared_->StopSharing();
+  if (grant_syncing_ != nullptr) grant_syncing_->Stop();
+  // Revocations and reloads already queued run while what they reach lives.
+  if (shared_ != nullptr) shared_->DrainBlocking();
   // The HTTP clients complete (cancel) every exchange still in flight while
   // the cache and proxy they report to are alive.
   owned_call_http_.reset();
   owned_token_http_.reset();
   // Rotations queued by those exchanges complete their fetches now, while
-  // the cache and everything its hooks reach are alive.
+  // the cache and everything its hooks reach are alive (and, with a grant
+  // store in Redis, its client).
   if (user_grants_ != nullptr) user_grants_->Drain();
+  if (shared_ != nullptr) shared_->Stop();
 }
 
 absl::Status BrokerServer::StartHttp() {
@@ -240,11 +306,21 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
       listen_address.empty() ? config->listen.grpc : listen_address;
   TB_RETURN_IF_ERROR(grpc_->Start(*config, address));
   if (refresher_ != nullptr) refresher_->Start(*cache_);
+  if (shared_ != nullptr) {
+    shared_->WatchHealth([this](bool up) {
+      grpc_->SetSharedStateHealth(up);
+      // Rotations kept in memory while Redis was away go back now.
+      if (up && user_grants_ != nullptr) user_grants_->WriteBack();
+    });
+  }
   return absl::OkStatus();
 }
 
 void BrokerServer::Revoke(const std::string& app,
                           absl::AnyInvocable<void(absl::StatusOr<int>)> done) {
+  // The other replicas drop theirs (retried by SharedEvents until Redis
+  // takes it; the records of older generations are never adopted again).
+  if (shared_ != nullptr) shared_->events().PublishRevoke(app);
   std::vector<TokenPtr> tokens = cache_->DropApp(app);
   const int count = static_cast<int>(tokens.size());
   std::vector<Revocation> revocations;
@@ -261,12 +337,27 @@ void BrokerServer::RevokeUser(
     done(absl::FailedPreconditionError("no grant_store is configured"));
     return;
   }
+  if (shared_ != nullptr) {
+    // Deleting a grant in Redis waits for Redis: not on a gRPC thread.
+    shared_->RunBlocking(
+        [this, app, user_id, done = std::move(done)]() mutable {
+          RevokeUserNow(app, user_id, std::move(done));
+        });
+    return;
+  }
+  RevokeUserNow(app, user_id, std::move(done));
+}
+
+void BrokerServer::RevokeUserNow(
+    const std::string& app, const std::string& user_id,
+    absl::AnyInvocable<void(absl::StatusOr<int>)> done) {
   absl::StatusOr<std::string> refresh_token =
       user_grants_->Remove(app, user_id);
   if (!refresh_token.ok()) {
     done(refresh_token.status());
     return;
   }
+  if (shared_ != nullptr) shared_->events().PublishRevokeUser(app, user_id);
   std::vector<TokenPtr> tokens = cache_->DropUser(app, user_id);
   const int count = static_cast<int>(tokens.size());
   // The refresh token first: revoking it revokes the grant (RFC 7009 2.1),
@@ -356,32 +447,39 @@ void BrokerServer::CreateConnectLink(
 }
 
 absl::Status BrokerServer::OpenGrantStore(const GrantStoreConfig& config) {
-  std::vector<SealKey> keys;
-  for (const StoreKeyConfig& key : config.keys) {
-    absl::StatusOr<SealKey> read = ReadSealKeyFile(key.id, key.file);
-    if (!read.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "grant_store: key ", key.id, ": ", read.status().message()));
-    }
-    keys.push_back(*std::move(read));
-  }
-  absl::StatusOr<std::shared_ptr<const KeyRing>> ring =
-      KeyRing::Create(std::move(keys));
-  if (!ring.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("grant_store: ", ring.status().message()));
-  }
+  TB_ASSIGN_OR_RETURN(std::shared_ptr<const KeyRing> ring,
+                      LoadKeyRing(config.keys, "grant_store"));
   absl::StatusOr<std::unique_ptr<FileGrantStore>> store =
-      FileGrantStore::Open(config.directory, *std::move(ring));
+      FileGrantStore::Open(config.directory, std::move(ring));
   if (!store.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("grant_store: ", store.status().message()));
   }
   grant_store_ = *std::move(store);
+  LoadGrants(config.directory);
+  return absl::OkStatus();
+}
+
+absl::Status BrokerServer::OpenSharedGrantStore() {
+  absl::StatusOr<std::unique_ptr<RedisGrantStore>> store =
+      RedisGrantStore::Create(shared_->redis(), shared_->keys(),
+                              shared_->key_prefix());
+  if (!store.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("shared_state.redis: ", store.status().message()));
+  }
+  grant_store_ = *std::move(store);
+  // With Redis down this loads nothing and says so; the grants are read
+  // when the subscription comes up (Resync).
+  LoadGrants("redis");
+  return absl::OkStatus();
+}
+
+void BrokerServer::LoadGrants(const std::string& where) {
   user_grants_ = std::make_unique<UserGrants>(*grant_store_, *clock_);
   std::vector<std::string> problems = user_grants_->Load();
   for (const std::string& problem : problems) {
-    // The other grants load; this one stays on disk for an operator.
+    // The other grants load; this one stays in the store for an operator.
     LogError(
         absl::StrCat("grant store: a grant could not be read and is "
                      "skipped (its user must connect again, or restore "
@@ -389,13 +487,64 @@ absl::Status BrokerServer::OpenGrantStore(const GrantStoreConfig& config) {
                      problem));
   }
   grant_store_problems_ = static_cast<int>(problems.size());
-  LogInfo("grant store opened", {{"directory", config.directory},
+  LogInfo("grant store opened", {{"store", where},
                                  {"grants", user_grants_->List().size()},
                                  {"unreadable", problems.size()}});
-  return absl::OkStatus();
+}
+
+SharedEventHandlers BrokerServer::SharedHandlers() {
+  SharedEventHandlers handlers;
+  handlers.on_revoke = [this](const std::string& app) {
+    LogInfo("another replica revoked an app's tokens", {{"app", app}});
+    RevokeDropped(app, cache_->DropApp(app));
+  };
+  handlers.on_revoke_user = [this](const std::string& app,
+                                   const std::string& user_id) {
+    LogInfo("another replica revoked a user's grant", {{"app", app}});
+    if (user_grants_ != nullptr) user_grants_->Forget(app, user_id);
+    RevokeDropped(app, cache_->DropUser(app, user_id));
+  };
+  handlers.on_reload = [this] {
+    shared_->RunBlocking([this] {
+      LogInfo("another replica reloaded its config: reloading");
+      (void)ReloadFromFile();
+    });
+  };
+  handlers.on_grant_changed = [this](const std::string& app,
+                                     const std::string& user_id,
+                                     int64_t version) {
+    if (user_grants_ != nullptr) user_grants_->Adopt(app, user_id, version);
+  };
+  return handlers;
+}
+
+void BrokerServer::RevokeDropped(const std::string& app,
+                                 std::vector<TokenPtr> tokens) {
+  // Mostly the token the revoking replica revoked already (shared), which
+  // the server confirms again (RFC 7009 2.2); a token this replica fetched
+  // on its own (Redis was down) is revoked only here.
+  std::vector<Revocation> revocations;
+  for (const TokenPtr& token : tokens) {
+    revocations.push_back({token->access_token, "", token->fingerprint});
+  }
+  const int count = static_cast<int>(tokens.size());
+  RevokeAtServer(
+      app, std::move(revocations), count, [app](absl::StatusOr<int> revoked) {
+        if (!revoked.ok()) {
+          LogWarning("revoking dropped tokens failed",
+                     {{"app", app},
+                      {"error", std::string(revoked.status().message())}});
+        }
+      });
 }
 
 absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
+  absl::StatusOr<ReloadSummary> summary = ReloadFromFile();
+  if (summary.ok() && shared_ != nullptr) shared_->events().PublishReload();
+  return summary;
+}
+
+absl::StatusOr<ReloadSummary> BrokerServer::ReloadFromFile() {
   absl::MutexLock reload_lock(&reload_mu_);
   std::shared_ptr<const Config> old = config_->Get();
   absl::StatusOr<Config> loaded = LoadConfigFile(old->path);
@@ -424,6 +573,7 @@ absl::StatusOr<ReloadSummary> BrokerServer::Reload() {
   source_->SetApps(fresh->apps);
   if (oauth_flow_ != nullptr) oauth_flow_->SetApps(fresh->apps);
   cache_->SetPolicy(fresh->cache);
+  if (shared_ != nullptr) shared_->SetPolicy(SharedPolicyFrom(*fresh));
   proxy_->SetOptions(ProxyOptionsFrom(*fresh));
   config_->Set(fresh);
   if (LogLevel level; ParseLogLevel(fresh->log_level, &level)) {

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "service/app/shared_state.h"
 #include "service/auth/audit.h"
 #include "service/cache/refresher.h"
 #include "service/cache/token_cache.h"
@@ -96,7 +97,13 @@ class BrokerServer final : public BrokerControl {
   void CreateConnectLink(
       const std::string& app, const std::string& minted_by,
       absl::AnyInvocable<void(absl::StatusOr<ConnectLink>)> done) override;
+  // Reloads the config file here, and with shared state asks every other
+  // replica to reload theirs (the ReloadConfig RPC).
   absl::StatusOr<ReloadSummary> Reload() override;
+
+  // Reloads the config file here only (SIGHUP, the file watcher, another
+  // replica's reload).
+  absl::StatusOr<ReloadSummary> ReloadFromFile();
 
   // Whether Shutdown() has begun (readiness is false from then on).
   bool draining() const { return grpc_->draining(); }
@@ -105,8 +112,10 @@ class BrokerServer final : public BrokerControl {
   void FlushAudit() { audit_->Flush(); }
 
   TokenCache& cache() { return *cache_; }
-  // The user grants; nullptr without grant_store.
+  // The user grants; nullptr without grant_store or shared state.
   UserGrants* user_grants() { return user_grants_.get(); }
+  // The shared state on Redis; nullptr without shared_state.redis.
+  SharedState* shared_state() { return shared_.get(); }
   BrokerMetrics& metrics() { return *metrics_; }
   const ConfigStore& config() const { return *config_; }
 
@@ -116,6 +125,16 @@ class BrokerServer final : public BrokerControl {
   // Opens the grant store of `config` and loads its grants; problems with
   // single records are logged, not fatal.
   absl::Status OpenGrantStore(const GrantStoreConfig& config);
+  // The same for the grants in Redis (shared state with user apps).
+  absl::Status OpenSharedGrantStore();
+  // Indexes the opened `grant_store_` and loads it, logging problems.
+  void LoadGrants(const std::string& where);
+  // What a replica does for the revocations and reloads of the others.
+  SharedEventHandlers SharedHandlers();
+  void RevokeUserNow(const std::string& app, const std::string& user_id,
+                     absl::AnyInvocable<void(absl::StatusOr<int>)> done);
+  // Revokes tokens another replica's revocation dropped here.
+  void RevokeDropped(const std::string& app, std::vector<TokenPtr> tokens);
   // Revokes `tokens` of `app` at the server; `done` gets `count` or
   // UNAVAILABLE naming what the server did not confirm.
   struct Revocation {
@@ -142,6 +161,9 @@ class BrokerServer final : public BrokerControl {
   std::unique_ptr<ConfigStore> config_;
   std::unique_ptr<AuditSink> owned_audit_;
   AuditSink* audit_ = nullptr;
+  // Redis shared by the replicas (null without shared_state.redis); before
+  // the grant store in Redis, which uses its client.
+  std::unique_ptr<SharedState> shared_;
   // The user grants of user apps (null without a grant store); before the
   // token source, which reads them. ~BrokerServer drains their writes while
   // the cache they complete is alive.
@@ -149,6 +171,8 @@ class BrokerServer final : public BrokerControl {
   std::unique_ptr<UserGrants> user_grants_;
   int grant_store_problems_ = 0;  // Unreadable records at start.
   std::unique_ptr<OAuthTokenSource> source_;
+  // With a shared grant store: re-reads a grant before its refresh.
+  std::unique_ptr<GrantSyncingSource> grant_syncing_;
   std::unique_ptr<Refresher> refresher_;  // Null when deps turned it off.
   std::unique_ptr<TokenCache> cache_;
   std::unique_ptr<TimerQueue> timers_;

@@ -9,6 +9,7 @@
 #include "service/common/log.h"
 #include "service/common/read_file.h"
 #include "service/common/status_macros.h"
+#include "service/shared/lifetime_gate.h"
 
 namespace tokenbroker {
 namespace {
@@ -69,6 +70,48 @@ absl::StatusOr<std::shared_ptr<const KeyRing>> LoadKeyRing(
   return ring;
 }
 
+struct GrantSyncingSource::Core {
+  explicit Core(TokenSource& upstream) : upstream(upstream) {}
+  TokenSource& upstream;
+  internal::LifetimeGate gate;
+};
+
+GrantSyncingSource::GrantSyncingSource(TokenSource& upstream,
+                                       UserGrants& grants)
+    : grants_(grants), core_(std::make_shared<Core>(upstream)) {}
+
+GrantSyncingSource::~GrantSyncingSource() { Stop(); }
+
+void GrantSyncingSource::Fetch(const TokenRequest& request,
+                               TokenCallback done) {
+  if (request.user.empty()) {
+    core_->upstream.Fetch(request, std::move(done));
+    return;
+  }
+  grants_.Refresh(
+      request.app, request.user,
+      [weak = std::weak_ptr<Core>(core_), request,
+       done = std::move(done)](absl::Status read) mutable {
+        if (!read.ok()) {
+          LogWarning(
+              "could not re-read a user grant before its refresh; using the "
+              "one held here",
+              {{"app", request.app}, {"error", std::string(read.message())}});
+        }
+        bool fetched = false;
+        internal::WithLiveCore(weak, [&](Core& core) {
+          core.upstream.Fetch(request, std::move(done));
+          fetched = true;
+        });
+        if (!fetched) {
+          done(absl::CancelledError(
+              "the broker is shutting down; no token was fetched"));
+        }
+      });
+}
+
+void GrantSyncingSource::Stop() { core_->gate.Close(); }
+
 absl::StatusOr<std::unique_ptr<SharedState>> SharedState::Open(
     const SharedStateConfig& config) {
   std::unique_ptr<SharedState> state(new SharedState());
@@ -94,7 +137,7 @@ absl::StatusOr<std::unique_ptr<SharedState>> SharedState::Open(
 }
 
 SharedState::~SharedState() {
-  StopFetches();
+  StopSharing();
   Stop();
 }
 
@@ -176,19 +219,22 @@ SharedStateStats SharedState::stats() const {
     SharedEventsStats events = events_->stats();
     stats.events_received = events.revokes + events.user_revokes +
                             events.reloads + events.grant_changes;
-    stats.catch_ups = events.syncs;
+    stats.catch_ups = events.caught_up;
   }
   return stats;
 }
 
-void SharedState::StopFetches() {
+void SharedState::StopSharing() {
   if (source_ != nullptr) source_->Shutdown();
+  if (subscribed_listener_ != 0) {
+    channel_->RemoveListener(subscribed_listener_);
+    subscribed_listener_ = 0;
+  }
+  if (events_ != nullptr) events_->Shutdown();
 }
 
 void SharedState::Stop() {
   if (stopped_.exchange(true)) return;
-  if (subscribed_listener_ != 0) channel_->RemoveListener(subscribed_listener_);
-  if (events_ != nullptr) events_->Shutdown();
   // Queued blocking work (grant reads) finishes while the client is alive.
   blocking_.reset();
   timers_.reset();

@@ -21,6 +21,7 @@
 #include "service/shared/shared_token_source.h"
 #include "service/store/sealed_box.h"
 #include "service/upstream/token_source.h"
+#include "service/users/user_grants.h"
 
 namespace tokenbroker {
 
@@ -28,6 +29,29 @@ namespace tokenbroker {
 // first seals). FAILED_PRECONDITION naming `section` and the key id.
 absl::StatusOr<std::shared_ptr<const KeyRing>> LoadKeyRing(
     const std::vector<StoreKeyConfig>& keys, absl::string_view section);
+
+// A TokenSource in front of the upstream one for a shared grant store: the
+// replica about to refresh a user's grant (it holds the key's lease) first
+// re-reads the grant (UserGrants::Refresh, on the grants' writer thread), so
+// that it uses the refresh token another replica may have rotated. Requests
+// of apps acting on their own behalf pass straight through. When the grant
+// cannot be read (Redis down) the refresh uses the grant held in memory.
+//
+// Thread-safe. Stop() (before `upstream` goes) answers refreshes still
+// waiting for their grant with CANCELLED; none reaches `upstream` after it.
+class GrantSyncingSource final : public TokenSource {
+ public:
+  GrantSyncingSource(TokenSource& upstream, UserGrants& grants);
+  ~GrantSyncingSource() override;
+
+  void Fetch(const TokenRequest& request, TokenCallback done) override;
+  void Stop();
+
+ private:
+  struct Core;
+  UserGrants& grants_;
+  std::shared_ptr<Core> core_;
+};
 
 // The shared state on Redis of one broker process (shared_state.redis), as
 // the application wires it: the Redis client, its one pub/sub channel, the
@@ -39,10 +63,10 @@ absl::StatusOr<std::shared_ptr<const KeyRing>> LoadKeyRing(
 // Start-up never waits for Redis: the client connects in the background and
 // the broker serves on its own until it does.
 //
-// Thread-safe. Stop in two steps: StopFetches() before the HTTP clients go
-// (pending shared fetches are answered CANCELLED while the cache is alive;
-// no new upstream fetch starts), then Stop() after the user grants are
-// drained (their store writes need the client).
+// Thread-safe. Stop in two steps: StopSharing() before the HTTP clients go
+// (pending shared fetches are answered CANCELLED while the cache is alive,
+// no new upstream fetch starts, no event handler runs), then Stop() after
+// the user grants are drained (their store writes need the client).
 class SharedState {
  public:
   // Errors: FAILED_PRECONDITION when a key or the password file cannot be
@@ -78,12 +102,15 @@ class SharedState {
 
   // Runs `task` on a thread of its own that may block on Redis, in order.
   void RunBlocking(absl::AnyInvocable<void()> task);
+  // Blocks until the tasks posted so far have run (shutdown: before what
+  // they reach goes).
+  void DrainBlocking() { blocking_->Drain(); }
 
   // Whether commands to Redis work now (not degraded).
   bool up() const;
   SharedStateStats stats() const;
 
-  void StopFetches();
+  void StopSharing();
   void Stop();
 
  private:
