@@ -170,6 +170,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
                                        : app.connected);
       }
       stats.unreadable_records = self->grant_store_problems_;
+      stats.unsaved = self->user_grants_->DirtyCount();
       if (self->oauth_flow_ != nullptr) {
         for (const auto& [outcome, count] :
              self->oauth_flow_->stats().callbacks) {

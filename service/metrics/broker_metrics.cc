@@ -373,7 +373,11 @@ std::vector<prometheus::MetricFamily> BrokerMetrics::Impl::CollectState()
                   {{"tokenbroker_grant_store_unreadable_records",
                     "Grant store records that could not be read at start "
                     "(corrupt, or sealed with a key the broker lacks).",
-                    static_cast<double>(stats.unreadable_records)}});
+                    static_cast<double>(stats.unreadable_records)},
+                   {"tokenbroker_user_grants_unsaved",
+                    "Rotated refresh tokens held in memory only, waiting for "
+                    "the grant store (Redis) to be written back.",
+                    static_cast<double>(stats.unsaved)}});
     prometheus::MetricFamily connects =
         Family("tokenbroker_oauth_connects_total",
                "Sign-ins through the broker's OAuth pages, by outcome.",

@@ -41,6 +41,9 @@ struct UserGrantStats {
   std::map<std::string, AppGrants> apps;  // By configured app name.
   // Grant store records that could not be read at start.
   int64_t unreadable_records = 0;
+  // Rotated refresh tokens held in memory only: the shared store could not
+  // be written (written back when it can).
+  int64_t unsaved = 0;
   // Sign-ins through the OAuth pages by outcome (a fixed set of words such
   // as "connected", "denied", "bad_state").
   std::map<std::string, int64_t> connects;

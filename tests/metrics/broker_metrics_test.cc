@@ -125,6 +125,24 @@ TEST(BrokerMetricsTest, SharedStateOnlyWhenConfigured) {
   metrics.SetSharedStateSource(nullptr);
 }
 
+TEST(BrokerMetricsTest, UserGrantsByStateAndUnsavedRotations) {
+  BrokerMetrics metrics;
+  UserGrantStats stats;
+  stats.apps["env-viewer"].connected = 2;
+  stats.apps["env-viewer"].needs_reauthorization = 1;
+  stats.unreadable_records = 1;
+  stats.unsaved = 3;
+  metrics.SetUserGrantSource([&stats] { return stats; });
+  std::string text = metrics.Serialize();
+  EXPECT_THAT(text, HasSubstr("tokenbroker_user_grants{app=\"env-viewer\","
+                              "state=\"connected\"} 2"));
+  EXPECT_THAT(text, HasSubstr("tokenbroker_user_grants{app=\"env-viewer\","
+                              "state=\"needs_reauthorization\"} 1"));
+  EXPECT_THAT(text, HasSubstr("tokenbroker_grant_store_unreadable_records 1"));
+  EXPECT_THAT(text, HasSubstr("tokenbroker_user_grants_unsaved 3"));
+  metrics.SetUserGrantSource(nullptr);
+}
+
 TEST(BrokerMetricsTest, EventsAndUpstreamStats) {
   BrokerMetrics metrics;
   metrics.TokenFetched("design-center", absl::OkStatus());
