@@ -319,9 +319,31 @@ absl::Status BrokerServer::Start(const std::string& listen_address) {
 
 void BrokerServer::Revoke(const std::string& app,
                           absl::AnyInvocable<void(absl::StatusOr<int>)> done) {
-  // The other replicas drop theirs (retried by SharedEvents until Redis
-  // takes it; the records of older generations are never adopted again).
-  if (shared_ != nullptr) shared_->events().PublishRevoke(app);
+  if (shared_ == nullptr) {
+    RevokeHere(app, std::move(done));
+    return;
+  }
+  // The app's revocation generation grows first (so that no replica,
+  // this one included, adopts the revoked record again) and the other
+  // replicas drop theirs. Bounded by the Redis command timeout; if Redis
+  // does not take it, SharedEvents retries it and this replica goes on.
+  shared_->events().PublishRevoke(
+      app, [this, app,
+            done = std::move(done)](absl::StatusOr<int64_t> published) mutable {
+        if (!published.ok()) {
+          LogWarning(
+              "the revocation could not be announced to the other replicas "
+              "yet; retrying in the background",
+              {{"app", app},
+               {"error", std::string(published.status().message())}});
+        }
+        RevokeHere(app, std::move(done));
+      });
+}
+
+void BrokerServer::RevokeHere(
+    const std::string& app,
+    absl::AnyInvocable<void(absl::StatusOr<int>)> done) {
   std::vector<TokenPtr> tokens = cache_->DropApp(app);
   const int count = static_cast<int>(tokens.size());
   std::vector<Revocation> revocations;

@@ -131,6 +131,9 @@ class BrokerServer final : public BrokerControl {
   void LoadGrants(const std::string& where);
   // What a replica does for the revocations and reloads of the others.
   SharedEventHandlers SharedHandlers();
+  // Drops the app's tokens here and revokes them at the server.
+  void RevokeHere(const std::string& app,
+                  absl::AnyInvocable<void(absl::StatusOr<int>)> done);
   void RevokeUserNow(const std::string& app, const std::string& user_id,
                      absl::AnyInvocable<void(absl::StatusOr<int>)> done);
   // Revokes tokens another replica's revocation dropped here.
