@@ -330,9 +330,11 @@ bool SharedFetchCore::Adoptable(const FetchOp& op, const TokenRecord& record,
       (token.expires_at - token.issued_at) * op.policy.refresh_fraction;
   if (now >= token.expires_at || now >= refresh_at) return false;
   if (record.fence > op.baseline.fence) return true;
-  // A fence below ours means Redis lost its data (the counter started
-  // again): a token other than ours is then newer than ours.
-  return record.fence < op.baseline.fence &&
+  // A fence not above ours with another token than ours means Redis lost
+  // its data (the counter started again; one fence is one holder's one
+  // write, so an equal fence with another token cannot happen otherwise):
+  // that token is newer than ours.
+  return record.fence <= op.baseline.fence &&
          TokenFingerprint(token.access_token) != op.baseline.fingerprint;
 }
 

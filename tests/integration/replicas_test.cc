@@ -747,11 +747,7 @@ TEST_F(ReplicasTest, RedisStoppedAndRestartedWithCallersRunning) {
 // Redis restarted empty while every replica held a token of fence 1: the
 // next fetch's record is of fence 1 again (the counter started over), and a
 // replica must adopt it rather than fetch too.
-// DISABLED: fails (2 upstream requests, replicas serving 2 tokens) until
-// SharedFetchCore::Adoptable() adopts a record whose fence equals the last
-// one this replica saw but whose token differs (only possible after Redis
-// lost its data); it handles a lower fence already. Enable with that fix.
-TEST_F(ReplicasTest, DISABLED_AfterRedisLostItsDataAFetchIsSingleAgain) {
+TEST_F(ReplicasTest, AfterRedisLostItsDataAFetchIsSingleAgain) {
   ASSERT_NO_FATAL_FAILURE(StartReplicas());
   std::string dc;
   for (int replica = 0; replica < kReplicas; ++replica) {
