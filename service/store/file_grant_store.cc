@@ -26,9 +26,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "service/common/crash_point.h"
 #include "service/common/log.h"
 #include "service/common/process_hardening.h"
-#include "service/common/crash_point.h"
 #include "service/common/status_macros.h"
 #include "service/common/token_fingerprint.h"
 
