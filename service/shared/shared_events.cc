@@ -76,6 +76,11 @@ struct Bump {
   }
 };
 
+// A catch-up read unanswered for this many sync intervals is taken as lost
+// (the client answers every command within its command_timeout, far less):
+// another starts, and the late answer, if any, is ignored.
+constexpr int kSyncLostAfterTicks = 10;
+
 // A handler call, made after the lock is released.
 struct Event {
   SharedMessage::Type type;
@@ -95,7 +100,8 @@ struct SharedEventsCore {
 
   void Tick();
   void Sync();
-  void OnSync(absl::StatusOr<RedisReply> reply);
+  void OnSync(uint64_t id, absl::StatusOr<RedisReply> reply);
+  void OnSubscription(bool subscribed);
   void OnMessage(const std::string& payload);
   // `retry`: a background retry of a failed publish (no callback, logged
   // once).
@@ -129,6 +135,10 @@ struct SharedEventsCore {
   bool baseline ABSL_GUARDED_BY(mu) = false;
   bool synced ABSL_GUARDED_BY(mu) = false;
   bool sync_in_flight ABSL_GUARDED_BY(mu) = false;
+  // The catch-up read in flight (answers of older ones are ignored), and
+  // for how many ticks it has been.
+  uint64_t sync_id ABSL_GUARDED_BY(mu) = 0;
+  int sync_ticks ABSL_GUARDED_BY(mu) = 0;
   // Failed publishes by field, retried on the timer.
   std::map<std::string, Bump> pending ABSL_GUARDED_BY(mu);
   std::map<uint64_t, SharedEvents::PublishCallback> callbacks
@@ -138,6 +148,14 @@ struct SharedEventsCore {
 };
 
 void SharedEventsCore::Tick() {
+  {
+    absl::MutexLock lock(&mu);
+    if (sync_in_flight && ++sync_ticks >= kSyncLostAfterTicks) {
+      LogWarning(
+          "shared events: a catch-up read got no answer; starting another");
+      sync_in_flight = false;
+    }
+  }
   Sync();
   RetryPending();
   timers.Schedule(options.sync_interval, [weak = self] {
@@ -146,27 +164,51 @@ void SharedEventsCore::Tick() {
 }
 
 void SharedEventsCore::Sync() {
+  uint64_t id = 0;
   {
     absl::MutexLock lock(&mu);
     if (sync_in_flight) return;
-    if (!redis.stats().connected) {
+    // Before the first read (the baseline) it is sent even while the
+    // client is still connecting (the client holds it until the connection
+    // is up): the baseline must be read before this replica caches anything
+    // a generation in it could concern, and before Redis may lose its data
+    // (only a baseline's epoch shows that).
+    if (baseline && !redis.stats().connected) {
       synced = false;
       return;
     }
     sync_in_flight = true;
+    sync_ticks = 0;
+    id = ++sync_id;
   }
   redis.Eval(kSyncScript, {names.Revgen(), names.ConfigGeneration()},
-             {NewEpoch()}, [weak = self](absl::StatusOr<RedisReply> reply) {
+             {NewEpoch()}, [weak = self, id](absl::StatusOr<RedisReply> reply) {
                WithLiveCore(weak, [&](SharedEventsCore& core) {
-                 core.OnSync(std::move(reply));
+                 core.OnSync(id, std::move(reply));
                });
              });
 }
 
-void SharedEventsCore::OnSync(absl::StatusOr<RedisReply> reply) {
+void SharedEventsCore::OnSubscription(bool subscribed) {
+  if (!subscribed) {
+    absl::MutexLock lock(&mu);
+    // Generations seen before the baseline have no epoch: after a lost
+    // connection (Redis may have restarted empty and count from 1 again)
+    // they could hide a new generation with the same number.
+    if (!baseline) seen.clear();
+    return;
+  }
+  // Messages published while the subscription was down are lost: read the
+  // generations back.
+  Sync();
+  RetryPending();
+}
+
+void SharedEventsCore::OnSync(uint64_t id, absl::StatusOr<RedisReply> reply) {
   std::vector<Event> events;
   {
     absl::MutexLock lock(&mu);
+    if (!sync_in_flight || id != sync_id) return;  // Taken as lost.
     sync_in_flight = false;
     if (reply.ok() && (reply->type != RedisReply::Type::kArray ||
                        reply->elements.size() != 3 ||
@@ -474,12 +516,8 @@ SharedEvents::SharedEvents(RedisClient& redis, SharedChannel& channel,
         });
       },
       [weak](bool subscribed) {
-        // Messages published while the subscription was down are lost:
-        // read the generations back.
-        if (!subscribed) return;
-        internal::WithLiveCore(weak, [](internal::SharedEventsCore& core) {
-          core.Sync();
-          core.RetryPending();
+        internal::WithLiveCore(weak, [&](internal::SharedEventsCore& core) {
+          core.OnSubscription(subscribed);
         });
       });
   internal::WithLiveCore(weak,

@@ -1,5 +1,7 @@
 #include "service/shared/shared_events.h"
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "service/common/clock.h"
 #include "service/shared/shared_channel.h"
 #include "service/shared/shared_keys.h"
+#include "service/shared/shared_scripts.h"
 #include "service/shared/shared_token_source.h"
 #include "tests/shared/scripted_upstream.h"
 #include "tests/shared/shared_test_util.h"
@@ -311,6 +314,209 @@ TEST_F(SharedEventsTest, ShutdownAnswersPendingPublishesAndStopsHandlers) {
               IsOk());
   replicas_.clear();
   EXPECT_EQ(in_flight.calls(), 1);
+}
+
+// A RedisClient whose connection states, messages and catch-up answers the
+// test drives (no server): to replay exact orders of events.
+class FakeRedis : public RedisClient {
+ public:
+  explicit FakeRedis(bool connected) { SetConnected(connected); }
+
+  void Command(std::vector<std::string> args, RedisCallback done) override {
+    done(absl::UnavailableError("not scripted"));
+  }
+  void Eval(const std::string& script, std::vector<std::string> keys,
+            std::vector<std::string> args, RedisCallback done) override {
+    if (script != internal::kSyncScript) {
+      done(absl::UnavailableError("not scripted"));
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    syncs_.push_back(std::move(done));
+  }
+  void Subscribe(
+      std::vector<std::string> channels,
+      std::function<void(const std::string&, const std::string&)> on_message,
+      std::function<void(bool)> on_state) override {
+    absl::MutexLock lock(&mu_);
+    on_message_ = std::move(on_message);
+    on_state_ = std::move(on_state);
+  }
+  RedisClientStats stats() const override {
+    absl::MutexLock lock(&mu_);
+    return stats_;
+  }
+  void Stop() override {}
+
+  void SetConnected(bool connected) {
+    absl::MutexLock lock(&mu_);
+    stats_.connected = connected;
+  }
+  void SetSubscribed(bool subscribed) {
+    std::function<void(bool)> on_state;
+    {
+      absl::MutexLock lock(&mu_);
+      stats_.subscribed = subscribed;
+      on_state = on_state_;
+    }
+    on_state(subscribed);
+  }
+  void Deliver(const std::string& payload) {
+    std::function<void(const std::string&, const std::string&)> on_message;
+    {
+      absl::MutexLock lock(&mu_);
+      on_message = on_message_;
+    }
+    on_message(SharedKeys().Events(), payload);
+  }
+  size_t pending_syncs() const {
+    absl::MutexLock lock(&mu_);
+    return syncs_.size();
+  }
+  // Answers the catch-up read made `index`-th among those pending (-1: all
+  // of them, oldest first) with the revgen hash `revgen` of epoch `epoch`.
+  void AnswerSyncs(const std::map<std::string, int64_t>& revgen,
+                   const std::string& epoch, int index = -1) {
+    std::vector<RedisCallback> answer;
+    {
+      absl::MutexLock lock(&mu_);
+      if (index < 0) {
+        answer.swap(syncs_);
+      } else {
+        answer.push_back(std::move(syncs_[index]));
+        syncs_.erase(syncs_.begin() + index);
+      }
+    }
+    for (RedisCallback& done : answer) done(SyncReply(revgen, epoch));
+  }
+  void FailSyncs() {
+    std::vector<RedisCallback> answer;
+    {
+      absl::MutexLock lock(&mu_);
+      answer.swap(syncs_);
+    }
+    for (RedisCallback& done : answer) {
+      done(absl::UnavailableError("the Redis connection dropped"));
+    }
+  }
+
+ private:
+  static RedisReply String(std::string text) {
+    RedisReply reply;
+    reply.type = RedisReply::Type::kString;
+    reply.str = std::move(text);
+    return reply;
+  }
+  static RedisReply SyncReply(const std::map<std::string, int64_t>& revgen,
+                              const std::string& epoch) {
+    RedisReply hash;
+    hash.type = RedisReply::Type::kArray;
+    hash.elements.push_back(
+        String("\x1f"
+               "epoch"));
+    hash.elements.push_back(String(epoch));
+    for (const auto& [field, generation] : revgen) {
+      hash.elements.push_back(String(field));
+      hash.elements.push_back(String(absl::StrCat(generation)));
+    }
+    RedisReply reply;
+    reply.type = RedisReply::Type::kArray;
+    reply.elements.push_back(std::move(hash));
+    reply.elements.push_back(RedisReply());  // No config generation.
+    reply.elements.push_back(String(epoch));
+    return reply;
+  }
+
+  mutable absl::Mutex mu_;
+  RedisClientStats stats_ ABSL_GUARDED_BY(mu_);
+  std::vector<RedisCallback> syncs_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&, const std::string&)> on_message_
+      ABSL_GUARDED_BY(mu_);
+  std::function<void(bool)> on_state_ ABSL_GUARDED_BY(mu_);
+};
+
+// Without a timer tick during the test: the test says when reads happen.
+SharedEventsOptions NoTicks() {
+  SharedEventsOptions options;
+  options.sync_interval = absl::Hours(1);
+  return options;
+}
+
+// A replica's events over a FakeRedis.
+struct FakeReplica {
+  explicit FakeReplica(SharedEventsOptions options = NoTicks(),
+                       bool connected = false)
+      : redis(connected),
+        channel(redis, SharedKeys().Events()),
+        events(redis, channel, std::string(SharedKeys::kDefaultPrefix),
+               seen.Handlers(), options) {}
+
+  FakeRedis redis;
+  Seen seen;
+  SharedChannel channel;
+  SharedEvents events;
+};
+
+// The pub/sub connection is up before the command connection (as at start
+// and after a restart): the first catch-up read must still be the baseline
+// taken then, so that Redis restarting empty afterwards is seen (by its
+// epoch) and a revocation numbered as one seen before is not ignored.
+TEST(SharedEventsOrderTest, ARestartBeforeTheFirstTickStillShowsAsLostData) {
+  FakeReplica replica;
+  replica.redis.SetSubscribed(true);
+  replica.redis.SetConnected(true);
+  replica.redis.AnswerSyncs({}, "epoch-1");
+  replica.redis.Deliver("revoke design-center 1");
+  EXPECT_EQ(replica.seen.count("revoke design-center"), 1);
+
+  // Redis restarts empty; another replica revokes again: generation 1 of
+  // the new epoch.
+  replica.redis.SetSubscribed(false);
+  replica.redis.SetConnected(false);
+  replica.redis.SetSubscribed(true);
+  replica.redis.SetConnected(true);
+  replica.redis.Deliver("revoke design-center 1");
+  replica.events.SyncNow();  // The next tick.
+  replica.redis.AnswerSyncs({{kApp, 1}}, "epoch-2");
+  EXPECT_EQ(replica.seen.count("revoke design-center"), 2);
+  EXPECT_EQ(replica.events.stats().caught_up, 1);
+}
+
+// No baseline yet (the first read failed) when the connection is lost:
+// generations seen so far may belong to data Redis no longer has.
+TEST(SharedEventsOrderTest, GenerationsSeenBeforeTheBaselineDoNotOutliveALoss) {
+  FakeReplica replica;
+  replica.redis.SetSubscribed(true);
+  replica.redis.FailSyncs();
+  replica.redis.Deliver("revoke design-center 1");
+  EXPECT_EQ(replica.seen.count("revoke design-center"), 1);
+  replica.redis.SetSubscribed(false);
+  replica.redis.SetSubscribed(true);
+  replica.redis.Deliver("revoke design-center 1");
+  EXPECT_EQ(replica.seen.count("revoke design-center"), 2);
+  replica.redis.SetConnected(true);
+  replica.events.SyncNow();
+  replica.redis.AnswerSyncs({{kApp, 1}}, "epoch-2");
+  EXPECT_TRUE(replica.events.stats().synced);
+  EXPECT_EQ(replica.seen.count("revoke design-center"), 2);
+}
+
+// A catch-up read whose answer never comes does not stop the next ones; its
+// late answer is ignored.
+TEST(SharedEventsOrderTest, ACatchUpReadWithoutAnAnswerIsReplaced) {
+  SharedEventsOptions options;
+  options.sync_interval = absl::Milliseconds(1);
+  FakeReplica replica(options, /*connected=*/true);
+  ASSERT_TRUE(PollUntil([&] { return replica.redis.pending_syncs() >= 2; }));
+  replica.redis.AnswerSyncs({{kApp, 3}}, "epoch-1", /*index=*/0);
+  EXPECT_EQ(replica.events.stats().syncs, 0);
+  EXPECT_FALSE(replica.events.stats().synced);
+  ASSERT_TRUE(PollUntil([&] {
+    replica.redis.AnswerSyncs({{kApp, 3}}, "epoch-1");
+    return replica.events.stats().synced;
+  }));
+  EXPECT_EQ(replica.events.stats().syncs, 1);
+  EXPECT_TRUE(replica.seen.events().empty());
 }
 
 }  // namespace
