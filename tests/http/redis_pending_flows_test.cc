@@ -138,8 +138,12 @@ class RedisPendingFlowsTest : public ::testing::Test {
         if (type->str == "string") {
           dump.push_back(Cli({"GET", key.str})->str);
         } else if (type->str == "zset") {
-          for (const RedisReply& item :
-               Cli({"ZRANGE", key.str, "0", "-1", "WITHSCORES"})->elements) {
+          // Held: a range-for over a temporary's member would dangle.
+          absl::StatusOr<RedisReply> items =
+              Cli({"ZRANGE", key.str, "0", "-1", "WITHSCORES"});
+          EXPECT_THAT(items, IsOk());
+          if (!items.ok()) continue;
+          for (const RedisReply& item : items->elements) {
             dump.push_back(item.str);
           }
         } else {
