@@ -69,8 +69,10 @@ struct SharedEventsStats {
 //   from the message or, if it missed it (disconnected), from the catch-up
 //   read of the revgen hash and config_generation done on every
 //   (re)subscription and every sync_interval. The first catch-up only
-//   records where the generations stand: a replica that just started has
-//   nothing to drop and its configuration fresh.
+//   records where the generations stand (a replica that just started has
+//   nothing to drop and its configuration fresh); it is sent at
+//   construction, even before the command connection is up, so that it is
+//   taken before Redis can lose its data.
 // - The revgen hash also holds an epoch, set by the first script to run on
 //   an empty Redis: when it changes, Redis lost its data (a restart without
 //   persistence) and every generation there is news (handlers run for all).
