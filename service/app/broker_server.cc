@@ -108,9 +108,9 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Create(
   if (config.shared_state.enabled()) {
     TB_ASSIGN_OR_RETURN(server->shared_,
                         SharedState::Open(config.shared_state));
-    if (config.HasUserApps()) {
-      TB_RETURN_IF_ERROR(server->OpenSharedGrantStore());
-    }
+    // Also without user apps yet: a reload may add one, as with a
+    // configured grant_store.
+    TB_RETURN_IF_ERROR(server->OpenSharedGrantStore());
   } else if (config.grant_store.enabled()) {
     TB_RETURN_IF_ERROR(server->OpenGrantStore(config.grant_store));
   }
